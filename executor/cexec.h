@@ -1,0 +1,16 @@
+/*
+ * cexec: polled futures, wakers, tasks and an executor for C11.
+ * The one header to include: #include "executor/cexec.h".
+ */
+#ifndef CEXEC_CEXEC_H
+#define CEXEC_CEXEC_H
+
+#include "executor/channel.h"
+#include "executor/executor.h"
+#include "executor/task.h"
+#include "timer/timer.h"
+#include "waker/alloc.h"
+#include "waker/error.h"
+#include "waker/waker.h"
+
+#endif /* CEXEC_CEXEC_H */

@@ -1,0 +1,74 @@
+#include "waker/waker.h"
+
+#include "waker/error.h"
+
+int cx_waker_clone(const cx_waker *w, cx_waker *out) {
+  if (out == NULL) return CX_EINVAL;
+  *out = CX_WAKER_EMPTY;
+  if (w == NULL) return CX_EINVAL;
+  if (w->vtable == NULL) return CX_OK;
+  return w->vtable->clone(w->data, out);
+}
+
+void cx_waker_wake(cx_waker *w) {
+  if (w == NULL || w->vtable == NULL) return;
+  /* Empty the slot first: the wake may free memory that holds *w. */
+  cx_waker taken = *w;
+  *w = CX_WAKER_EMPTY;
+  taken.vtable->wake(taken.data);
+}
+
+void cx_waker_wake_by_ref(const cx_waker *w) {
+  if (w == NULL || w->vtable == NULL) return;
+  w->vtable->wake_by_ref(w->data);
+}
+
+void cx_waker_drop(cx_waker *w) {
+  if (w == NULL || w->vtable == NULL) return;
+  cx_waker taken = *w;
+  *w = CX_WAKER_EMPTY;
+  taken.vtable->drop(taken.data);
+}
+
+bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b) {
+  if (a == NULL || b == NULL) return false;
+  return a->vtable == b->vtable && a->data == b->data;
+}
+
+int cx_waker_store(cx_waker *slot, const cx_waker *w) {
+  if (slot == NULL || w == NULL) return CX_EINVAL;
+  if (cx_waker_will_wake(slot, w)) return CX_OK;
+  cx_waker fresh;
+  int rc = cx_waker_clone(w, &fresh);
+  if (rc != CX_OK) return rc;
+  cx_waker_drop(slot);
+  *slot = fresh;
+  return CX_OK;
+}
+
+static int cx__noop_clone(const void *data, cx_waker *out);
+static void cx__noop_fn(const void *data) { (void)data; }
+
+static const cx_waker_vtable cx__noop_vtable = {
+    cx__noop_clone, cx__noop_fn, cx__noop_fn, cx__noop_fn};
+
+static int cx__noop_clone(const void *data, cx_waker *out) {
+  out->vtable = &cx__noop_vtable;
+  out->data = data;
+  return CX_OK;
+}
+
+cx_waker cx_waker_noop(void) {
+  cx_waker w = {&cx__noop_vtable, NULL};
+  return w;
+}
+
+int cx_future_vtable_check(const cx_future_vtable *vt) {
+  if (vt == NULL || vt->poll == NULL) return CX_EINVAL;
+  size_t a = vt->state_align;
+  if (a != 0 && ((a & (a - 1)) != 0 || a > 64)) return CX_EINVAL;
+  /* Sizes are kept in 32 bits inside a task. */
+  if (vt->state_size > 0x7fffffffu || vt->output_size > 0x7fffffffu)
+    return CX_EINVAL;
+  return CX_OK;
+}

@@ -1,0 +1,158 @@
+/*
+ * The vocabulary of polled futures, after Rust's core::task:
+ *
+ *   cx_poll        Poll<T>: CX_PENDING or CX_READY.
+ *   cx_waker       Waker: a data pointer plus a vtable of clone, wake,
+ *                  wake_by_ref and drop (RawWakerVTable).
+ *   cx_context     Context: the waker of the task being polled, and the
+ *                  executor and timer driver polling it.
+ *   cx_future_vtable  the Future trait for one C type: its poll and drop
+ *                  functions and its layout (state size and alignment,
+ *                  output size).
+ *
+ * Ownership of wakers. A cx_waker value owns one reference to whatever its
+ * data points at. cx_waker_clone() makes a second owner; cx_waker_wake() and
+ * cx_waker_drop() give the reference up (the value is emptied); a waker that
+ * is neither woken nor dropped leaks its reference. The waker inside a
+ * cx_context is *borrowed*: it is valid only during the poll call; a future
+ * that wants to be woken later must clone it.
+ *
+ * An "empty" waker (vtable == NULL) is a valid value that owns nothing: every
+ * operation on it is a no-op. It plays the role of Option<Waker>::None.
+ *
+ * Thread-safety: every function here may be called from any thread, on
+ * wakers whose vtable is thread-safe (all wakers made by cexec are).
+ */
+#ifndef CEXEC_WAKER_H
+#define CEXEC_WAKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cx_poll { CX_PENDING = 0, CX_READY = 1 } cx_poll;
+
+typedef struct cx_waker cx_waker;
+
+typedef struct cx_waker_vtable {
+  /* Writes a new waker for the same target into *out. Returns CX_OK, or a
+   * negative code (e.g. CX_EOVERFLOW) and leaves *out empty. */
+  int (*clone)(const void *data, cx_waker *out);
+  /* Schedules the target and gives up this waker's reference. */
+  void (*wake)(const void *data);
+  /* Schedules the target; the waker keeps its reference. */
+  void (*wake_by_ref)(const void *data);
+  /* Gives up this waker's reference without waking. */
+  void (*drop)(const void *data);
+} cx_waker_vtable;
+
+struct cx_waker {
+  const cx_waker_vtable *vtable; /* NULL: the empty waker */
+  const void *data;
+};
+
+/* The empty waker, owning nothing. */
+#define CX_WAKER_EMPTY ((cx_waker){NULL, NULL})
+
+static inline bool cx_waker_is_empty(const cx_waker *w) {
+  return w == NULL || w->vtable == NULL;
+}
+
+/* Makes *out a second owner of w's target. Borrows w. On error (w NULL or
+ * out NULL: CX_EINVAL; vtable refusal, e.g. CX_EOVERFLOW) *out is left empty
+ * (when out is not NULL). Cloning the empty waker gives the empty waker. */
+int cx_waker_clone(const cx_waker *w, cx_waker *out);
+
+/* Wakes w's target and consumes w (it is empty afterwards). NULL is a no-op. */
+void cx_waker_wake(cx_waker *w);
+
+/* Wakes w's target; w stays valid. NULL or empty is a no-op. */
+void cx_waker_wake_by_ref(const cx_waker *w);
+
+/* Drops w's reference without waking; w is empty afterwards. NULL is a no-op. */
+void cx_waker_drop(cx_waker *w);
+
+/* True when waking a and b would wake the same target (same vtable and
+ * data): lets a future skip replacing a stored waker. Two empty wakers are
+ * equal; NULL never equals anything. */
+bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b);
+
+/* Replaces *slot with a clone of w unless they already wake the same target
+ * (the usual "store the latest waker" step of a leaf future). Returns CX_OK
+ * or the clone's error, in which case *slot is unchanged. Not thread-safe
+ * with respect to *slot. */
+int cx_waker_store(cx_waker *slot, const cx_waker *w);
+
+/* A waker whose operations do nothing. Never needs dropping (dropping it is
+ * allowed). Useful for polling a future by hand. */
+cx_waker cx_waker_noop(void);
+
+struct cx_executor; /* executor/executor.h */
+struct cx_timers;   /* timer/timer.h */
+
+/* What a poll function is given. All pointers are borrowed for the duration
+ * of the poll call. */
+typedef struct cx_context {
+  const cx_waker *waker;        /* wake this to be polled again */
+  struct cx_executor *executor; /* the executor polling, or NULL */
+  struct cx_timers *timers;     /* the timer driver, or NULL (no sleeps) */
+} cx_context;
+
+/* A context over a waker alone (no executor, no timers). */
+static inline cx_context cx_context_from_waker(const cx_waker *w) {
+  cx_context cx = {w, NULL, NULL};
+  return cx;
+}
+
+/*
+ * The future interface: one vtable per C type of future, normally a static
+ * const object.
+ *
+ * poll(self, cx, output) advances the future. It returns CX_PENDING after
+ * arranging for cx->waker (or a clone) to be woken when progress is possible,
+ * or CX_READY after writing exactly output_size bytes to `output` (which is
+ * NULL when output_size is 0). A future is never polled again after CX_READY.
+ *
+ * drop(self), optional, releases what the state owns. It is called exactly
+ * once for every state that was handed to cexec: after CX_READY, on
+ * cancellation, or when the executor is destroyed; always on the executor's
+ * thread (or the thread destroying it).
+ *
+ * drop_output(output), optional, releases an output nobody took (the task
+ * was detached, or its handle dropped without joining).
+ *
+ * Spawning copies the initial state (state_size bytes) into the task's own
+ * allocation; from then on the state never moves, so a future may keep
+ * pointers into itself once it has been polled (as cx_sleep does).
+ */
+typedef struct cx_future_vtable {
+  cx_poll (*poll)(void *self, cx_context *cx, void *output);
+  void (*drop)(void *self);
+  void (*drop_output)(void *output);
+  size_t state_size;  /* bytes of state, may be 0 */
+  size_t state_align; /* power of two <= 64; 0 means alignof(max_align_t) */
+  size_t output_size; /* bytes of output, may be 0 */
+} cx_future_vtable;
+
+/* A borrowed, type-erased future: what combinators hold. */
+typedef struct cx_future {
+  const cx_future_vtable *vtable;
+  void *state;
+} cx_future;
+
+static inline cx_poll cx_future_poll(cx_future f, cx_context *cx,
+                                     void *output) {
+  return f.vtable->poll(f.state, cx, output);
+}
+
+/* Checks a vtable for the rules above. Returns CX_OK or CX_EINVAL. */
+int cx_future_vtable_check(const cx_future_vtable *vt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CEXEC_WAKER_H */
