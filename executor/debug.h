@@ -29,7 +29,8 @@ int cx_join_handle_debug_info(const cx_join_handle *h, cx_task_debug_info *out);
  * it carries no reference). CX_EINVAL otherwise. */
 int cx_waker_debug_handle(const cx_waker *w, const cx_join_handle **out);
 
-/* Tasks waiting in the ready queues (local and remote). Any thread. */
+/* Tasks waiting in the ready queues (local and remote). Owner thread (the
+ * local count is the owner's, read without a lock). */
 size_t cx_executor_debug_ready_len(cx_executor *ex);
 
 /*

@@ -9,15 +9,20 @@
  * one queue at a time (its SCHEDULED bit), so one link field serves both.
  *
  * Parking. With nothing ready the executor sets `sleeping` under `mu` and
- * waits on `cv` until the next timer deadline. A remote wake signals `cv`
- * only if `sleeping` is set, and clears it, so a busy executor costs its
- * wakers no system call and a parked one gets exactly one signal.
+ * waits until the next timer deadline. A remote wake signals it only if
+ * `sleeping` is set, and clears it, so a busy executor costs its wakers no
+ * system call and a parked one gets exactly one signal. On Linux the wait
+ * is a futex on `park_seq`, entered and signalled with `mu` released: one
+ * FUTEX_WAIT and one FUTEX_WAKE per park, nothing else (a condition
+ * variable also makes the woken executor relock `mu`, which glibc pays
+ * with one more FUTEX_WAKE; docs/performance.md, W5). Elsewhere, `cv`.
  *
  * Lifetime. The struct is shared with tasks (their scheduler), spawners and
  * join handles: `refs` counts the owner (until destroy), every spawner and
  * every task allocation. The last one frees it.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, condattr_setclock */
+#define _DEFAULT_SOURCE         /* syscall(): the park futex */
 
 #include "executor/executor.h"
 
@@ -27,6 +32,15 @@
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define CX__PARK_FUTEX 1
+#else
+#define CX__PARK_FUTEX 0
+#endif
 
 #include "executor/debug.h"
 #include "executor/internal/task.h"
@@ -48,13 +62,18 @@ struct cx_executor {
   _Atomic size_t refs;
   _Atomic bool remote_pending;
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  pthread_cond_t cv;         /* the park, where there is no futex */
+  _Atomic uint32_t park_seq; /* the park futex: bumped by every unpark */
   cx__task *remote_head, *remote_tail; /* guarded by mu */
   cx__task *spawned_head, *spawned_tail;
   size_t remote_len;
   size_t spawners; /* guarded by mu */
   bool sleeping;   /* guarded by mu */
   bool closed;     /* guarded by mu */
+  /* Guarded by mu: the last spawner went since the last park. Makes the
+   * next park return at once, so a drop that lands between run()'s checks
+   * and cx__park() (when `sleeping` is not yet set) is not lost. */
+  bool spawners_gone;
 };
 
 static _Thread_local cx_executor *cx__current;
@@ -64,8 +83,9 @@ cx_executor *cx_executor_current(void) { return cx__current; }
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void cx__ex_unref(cx_executor *ex) {
-  if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_release) == 1) {
-    atomic_thread_fence(memory_order_acquire);
+  /* acq_rel: the last owner sees every other owner's writes (a fence would
+   * do, but ThreadSanitizer does not model fences). */
+  if (atomic_fetch_sub_explicit(&ex->refs, 1, memory_order_acq_rel) == 1) {
     pthread_cond_destroy(&ex->cv);
     pthread_mutex_destroy(&ex->mu);
     cx_free(ex, sizeof *ex, _Alignof(cx_executor));
@@ -98,8 +118,11 @@ static cx__task *cx__local_pop(cx_executor *ex) {
   return t;
 }
 
-/* Appends to a mu-guarded list and signals a parked executor. */
-static void cx__remote_push_locked(cx_executor *ex, cx__task **head,
+/* Appends to a mu-guarded list. Returns true when the executor was parked:
+ * `sleeping` is cleared (so exactly one waker signals per park) and a
+ * reference to ex is taken; the caller must call cx__unpark() once mu is
+ * unlocked. */
+static bool cx__remote_push_locked(cx_executor *ex, cx__task **head,
                                    cx__task **tail, cx__task *t) {
   t->next = NULL;
   if (*tail)
@@ -109,10 +132,34 @@ static void cx__remote_push_locked(cx_executor *ex, cx__task **head,
   *tail = t;
   ex->remote_len++;
   atomic_store_explicit(&ex->remote_pending, true, memory_order_release);
-  if (ex->sleeping) {
-    ex->sleeping = false;
-    pthread_cond_signal(&ex->cv);
-  }
+  if (!ex->sleeping) return false;
+  ex->sleeping = false;
+  /* Once mu is released the task may run and be freed, and with it the
+   * task's reference to ex: keep ex alive until the signal is sent. */
+  atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+  return true;
+}
+
+/* Signals the parked executor, after mu was unlocked: signalling with mu
+ * held would wake the executor only for it to block on mu again (a futex
+ * wait and a futex wake more per wake-up; docs/performance.md, W5). A
+ * signal that arrives after the park ended (timeout) is a spurious wake-up,
+ * which cx__park tolerates. Drops the reference cx__remote_push_locked
+ * took. */
+static void cx__unpark(cx_executor *ex) {
+#if CX__PARK_FUTEX
+  /* Release: orders our push (made under mu) before the executor's
+   * acquire load of park_seq in cx__park_wait. */
+  atomic_fetch_add_explicit(&ex->park_seq, 1, memory_order_release);
+  syscall(SYS_futex, &ex->park_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+  /* The condition variable is used the classic way: signalled under mu, so
+   * the signal cannot fall between the waiter's check and its wait. */
+  pthread_mutex_lock(&ex->mu);
+  pthread_cond_signal(&ex->cv);
+  pthread_mutex_unlock(&ex->mu);
+#endif
+  cx__ex_unref(ex);
 }
 
 static void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
@@ -122,8 +169,10 @@ static void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
     return;
   }
   pthread_mutex_lock(&ex->mu);
-  cx__remote_push_locked(ex, &ex->remote_head, &ex->remote_tail, t);
+  bool parked =
+      cx__remote_push_locked(ex, &ex->remote_head, &ex->remote_tail, t);
   pthread_mutex_unlock(&ex->mu);
+  if (parked) cx__unpark(ex);
 }
 
 static void cx__owned_link(cx_executor *ex, cx__task *t) {
@@ -161,6 +210,7 @@ static void cx__take_remote(cx_executor *ex) {
     spawned = t->next;
     cx__owned_link(ex, t);
     cx__local_push(ex, t);
+    ex->stats.spawned++; /* counted here: stats are the owner's */
   }
   while (woken) {
     cx__task *t = woken;
@@ -271,13 +321,38 @@ static void cx__park(cx_executor *ex) {
   uint64_t deadline = cx_timers_next_deadline(&ex->timers);
   uint64_t now = 0;
   if (deadline != CX_DEADLINE_NONE) {
+    /* Idle time: do now the heap work the pop at the deadline would do.
+     * Before reading the clock, which the wait below is measured from. */
+    cx_timers_compact(&ex->timers);
     now = cx_timers_now(&ex->timers);
     if (deadline <= now) return;
   }
   pthread_mutex_lock(&ex->mu);
-  if (ex->remote_head == NULL && ex->spawned_head == NULL) {
+  if (ex->remote_head == NULL && ex->spawned_head == NULL &&
+      !ex->spawners_gone) {
     ex->sleeping = true;
     ex->stats.parks++;
+#if CX__PARK_FUTEX
+    /* Read under mu: an unpark that follows can only come from a waker that
+     * saw `sleeping` after this point, and it bumps park_seq first, so the
+     * futex wait below either sleeps before the bump (and is woken) or
+     * sees the new value and returns at once. Any early return (EINTR, a
+     * late unpark from an earlier park) is a spurious wake-up: the caller
+     * looks again and parks again. */
+    uint32_t seq = atomic_load_explicit(&ex->park_seq, memory_order_acquire);
+    pthread_mutex_unlock(&ex->mu);
+    struct timespec rel, *timeout = NULL;
+    if (deadline != CX_DEADLINE_NONE) {
+      uint64_t ns = deadline - now;
+      rel.tv_sec = (time_t)(ns / CX_NSEC_PER_SEC);
+      rel.tv_nsec = (long)(ns % CX_NSEC_PER_SEC);
+      timeout = &rel; /* FUTEX_WAIT: relative, on CLOCK_MONOTONIC */
+    }
+    syscall(SYS_futex, &ex->park_seq, FUTEX_WAIT_PRIVATE, seq, timeout, NULL,
+            0);
+    pthread_mutex_lock(&ex->mu);
+    ex->sleeping = false; /* timed out or spurious: no waker cleared it */
+#else
     if (deadline == CX_DEADLINE_NONE) {
       while (ex->sleeping) pthread_cond_wait(&ex->cv, &ex->mu);
     } else {
@@ -292,7 +367,9 @@ static void cx__park(cx_executor *ex) {
       }
       ex->sleeping = false;
     }
+#endif
   }
+  ex->spawners_gone = false;
   pthread_mutex_unlock(&ex->mu);
 }
 
@@ -310,6 +387,7 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
                  opts ? opts->clock_ctx : NULL);
   atomic_init(&ex->refs, 1);
   atomic_init(&ex->remote_pending, false);
+  atomic_init(&ex->park_seq, 0);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -398,6 +476,9 @@ int cx_executor_run(cx_executor *ex) {
       if (done) break;
     }
     if (!cx__can_progress(ex)) {
+      /* No task left either: the last spawner went after the check above,
+       * so this is the normal end, not a deadlock. */
+      if (ex->owned == NULL) break;
       rc = CX_EDEADLK;
       break;
     }
@@ -452,6 +533,9 @@ int cx_executor_block_on(cx_executor *ex, const cx_future_vtable *vtable,
                          const void *state, void *out, size_t out_size) {
   if (ex == NULL || vtable == NULL) return CX_EINVAL;
   if (out != NULL && out_size != vtable->output_size) return CX_EINVAL;
+  /* Refuse before spawning: a task left behind by a failed call would be a
+   * surprise (e.g. block_on from inside one of ex's own tasks). */
+  if (ex->running || ex->destroyed) return CX_EBUSY;
   cx_join_handle *h;
   int rc = cx_spawn(ex, vtable, state, &h);
   if (rc != CX_OK) return rc;
@@ -508,12 +592,19 @@ void cx_spawner_drop(cx_spawner *sp) {
   cx_executor *ex = cx__spawner_ex(sp);
   pthread_mutex_lock(&ex->mu);
   ex->spawners--;
-  if (ex->spawners == 0 && ex->sleeping) {
-    /* run() may be waiting only for spawners to go. */
-    ex->sleeping = false;
-    pthread_cond_signal(&ex->cv);
+  bool parked = false;
+  if (ex->spawners == 0) {
+    /* run() may be waiting only for spawners to go: wake it if parked, and
+     * if it is about to park, make that park return (spawners_gone). */
+    ex->spawners_gone = true;
+    if (ex->sleeping) {
+      ex->sleeping = false;
+      atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
+      parked = true; /* cx__unpark, outside mu, drops that reference */
+    }
   }
   pthread_mutex_unlock(&ex->mu);
+  if (parked) cx__unpark(ex);
   cx__ex_unref(ex);
 }
 
@@ -535,8 +626,10 @@ int cx_spawner_spawn(cx_spawner *sp, const cx_future_vtable *vtable,
   }
   atomic_fetch_add_explicit(&ex->refs, 1, memory_order_relaxed);
   if (handle) *handle = cx__task_to_handle(t);
-  cx__remote_push_locked(ex, &ex->spawned_head, &ex->spawned_tail, t);
+  bool parked =
+      cx__remote_push_locked(ex, &ex->spawned_head, &ex->spawned_tail, t);
   pthread_mutex_unlock(&ex->mu);
+  if (parked) cx__unpark(ex);
   return CX_OK;
 }
 

@@ -86,8 +86,8 @@ int cx_executor_run(cx_executor *ex);
 
 /* Polls every task that is ready, including those made ready meanwhile and
  * those whose timers are due, and returns when none is ready (it never
- * parks). Returns the number of polls made (saturating at INT32_MAX), or
- * CX_EBUSY / CX_EINVAL. */
+ * parks). Returns the number of tasks run (polled, or finished by a pending
+ * cancellation; saturating at INT32_MAX), or CX_EBUSY / CX_EINVAL. */
 int cx_executor_run_until_idle(cx_executor *ex);
 
 /* Polls at most one ready task (after taking in remote wakes and due

@@ -45,15 +45,33 @@
  *   - to replace an armed waker the owner first clears JOIN_WAKER with a CAS
  *     (failing if COMPLETE appeared: the completer owns the slot then);
  *   - the completer sets COMPLETE and, if JOIN_WAKER was set in the same
- *     CAS's old value, wakes the slot by reference before dropping its own
- *     reference. After COMPLETE nobody writes the slot; it is dropped when
- *     the task is freed.
+ *     CAS's old value, wakes the slot by reference, then clears JOIN_WAKER
+ *     (it is done with the slot) before dropping its own references;
+ *   - after COMPLETE the slot belongs to the handle: dropping the handle
+ *     drops the waker, unless JOIN_WAKER is still set (the completer is
+ *     waking it), in which case the completer drops it when it clears
+ *     JOIN_WAKER and finds JOIN_INTEREST gone. So a joiner's waker never
+ *     outlives both the handle and the completion: tasks that join each
+ *     other (or themselves) do not keep each other alive once their handles
+ *     are dropped (found by fuzz/task_lifecycle). Whatever is left in the
+ *     slot is dropped when the task is freed.
  *
  * Memory orders: reference increments are relaxed (the caller already holds
- * a reference, so the task cannot vanish); decrements are release, and the
- * one reaching zero is followed by an acquire fence so the freeing thread
- * sees every write made by other owners. State CASes are acq_rel: the flags
- * publish the future's state and output between threads.
+ * a reference, so the task cannot vanish); decrements are acq_rel, so the
+ * one reaching zero sees every write made by other owners (release plus an
+ * acquire fence would be enough, but ThreadSanitizer does not model
+ * fences). State CASes are acq_rel: the flags publish the future's state and
+ * output between threads.
+ *
+ * Exclusive fast path. Every party that may touch the state word holds a
+ * reference (a waker clone, the join handle, a queue), except the borrowed
+ * waker of a poll in progress. So when the executor, outside a poll, reads
+ * a count of exactly 2 (its owner reference plus the queue's or the
+ * running one), nothing else can read-modify-write the word until the
+ * executor itself hands out a new reference: transition_to_running,
+ * transition_to_idle and finish then replace their CAS by a plain store
+ * (a locked instruction saved per transition: W1 and W2 in
+ * docs/performance.md). Any other count takes the CAS loop.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, condattr_setclock */
 
@@ -138,10 +156,11 @@ int cx__task_ref_inc(cx__task *t) {
 }
 
 void cx__task_ref_dec_n(cx__task *t, uint64_t n) {
+  /* acq_rel rather than release + an acquire fence when reaching zero: the
+   * same instruction on x86, and ThreadSanitizer does not model fences. */
   uint64_t old = atomic_fetch_sub_explicit(&t->state, n * CX__REF_ONE,
-                                           memory_order_release);
+                                           memory_order_acq_rel);
   if ((old >> CX__REF_SHIFT) == n) {
-    atomic_thread_fence(memory_order_acquire);
     cx__task_dealloc(t);
   }
 }
@@ -225,9 +244,22 @@ cx_waker cx__task_waker_ref(cx__task *t) {
 
 /* ---- executor side ----------------------------------------------------- */
 
+/* True when the executor holds every reference (see "Exclusive fast path"
+ * above). Only meaningful outside a poll, on the executor's thread. */
+static inline bool cx__task_exclusive(uint64_t state) {
+  return (state >> CX__REF_SHIFT) == 2;
+}
+
 cx__action cx__task_transition_to_running(cx__task *t) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
+  if (cx__task_exclusive(cur) && !(cur & (CX__COMPLETE | CX__CANCELLED))) {
+    /* Owner + queue references only: nobody else can change the word. */
+    atomic_store_explicit(&t->state,
+                          (cur & ~(uint64_t)CX__SCHEDULED) | CX__RUNNING,
+                          memory_order_release);
+    return CX__ACT_POLL;
+  }
   do {
     if (cur & CX__COMPLETE) {
       /* Finished while queued (executor shutdown): just drop the queue ref. */
@@ -248,6 +280,19 @@ cx__action cx__task_transition_to_idle(cx__task *t) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
   cx__action act;
+  if (cx__task_exclusive(cur) && !(cur & CX__CANCELLED)) {
+    /* Owner + running references only (the poll is over, so its borrowed
+     * waker is gone): nobody else can change the word. */
+    if (cur & CX__SCHEDULED) {
+      atomic_store_explicit(&t->state, cur & ~(uint64_t)CX__RUNNING,
+                            memory_order_release);
+      return CX__ACT_RESCHEDULE;
+    }
+    atomic_store_explicit(&t->state,
+                          (cur & ~(uint64_t)CX__RUNNING) - CX__REF_ONE,
+                          memory_order_release);
+    return CX__ACT_NONE;
+  }
   do {
     if (cur & CX__CANCELLED) return CX__ACT_CANCEL; /* keep RUNNING */
     if (cur & CX__SCHEDULED) {
@@ -268,6 +313,17 @@ void cx__task_finish(cx__task *t, bool has_output) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
   bool drop_refs_now;
+  if (cx__task_exclusive(cur)) {
+    /* Owner + running references only (so no join handle, no joiner to
+     * wake): both go now and the task is freed; the store keeps the
+     * outcome visible to dealloc (drop_output). */
+    next = (cur & ~(uint64_t)(CX__RUNNING | CX__SCHEDULED)) | CX__COMPLETE |
+           (has_output ? CX__OUTPUT : 0);
+    atomic_store_explicit(&t->state, next - 2 * CX__REF_ONE,
+                          memory_order_relaxed);
+    cx__task_dealloc(t);
+    return;
+  }
   do {
     next = (cur & ~(uint64_t)(CX__RUNNING | CX__SCHEDULED)) | CX__COMPLETE |
            (has_output ? CX__OUTPUT : 0);
@@ -282,6 +338,10 @@ void cx__task_finish(cx__task *t, bool has_output) {
     return;
   }
   cx_waker_wake_by_ref(&t->join_waker);
+  /* Done with the slot. If the handle is gone, its waker goes now. */
+  uint64_t prev = atomic_fetch_and_explicit(
+      &t->state, ~(uint64_t)CX__JOIN_WAKER, memory_order_acq_rel);
+  if (!(prev & CX__JOIN_INTEREST)) cx_waker_drop(&t->join_waker);
   cx__task_ref_dec_n(t, 2);
 }
 
@@ -367,7 +427,10 @@ void cx__task_join_drop(cx__task *t) {
     if (!(cur & CX__COMPLETE)) next &= ~(uint64_t)CX__JOIN_WAKER;
   } while (!atomic_compare_exchange_weak_explicit(
       &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  if (!(cur & CX__COMPLETE)) cx_waker_drop(&t->join_waker);
+  /* The slot is ours (disarmed above, or the completer is done with it)
+   * unless the completer is still waking it: it drops the waker then. */
+  if (!(cur & CX__COMPLETE) || !(cur & CX__JOIN_WAKER))
+    cx_waker_drop(&t->join_waker);
   cx__task_ref_dec(t);
 }
 
@@ -405,8 +468,8 @@ typedef struct cx__parker {
 
 static void cx__parker_unref(const void *data) {
   cx__parker *p = (cx__parker *)data;
-  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) == 1) {
-    atomic_thread_fence(memory_order_acquire);
+  /* acq_rel: see cx__task_ref_dec_n. */
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     cx_free(p, sizeof *p, _Alignof(cx__parker));

@@ -83,6 +83,13 @@ bool cx_timer_entry_cancel(cx_timer_entry *e);
 /* Earliest registered deadline, or CX_DEADLINE_NONE when empty. */
 uint64_t cx_timers_next_deadline(const cx_timers *t);
 
+/* Does ahead of time the restructuring the next pops would do: melds the
+ * root's children (the entries registered since the last pop or compaction,
+ * O(1) each) into one tree. Costs O(those entries) now, so that popping the
+ * root when its deadline comes costs O(log n) instead of O(n). The executor
+ * calls it before parking until a deadline; NULL or empty: no-op. */
+void cx_timers_compact(cx_timers *t);
+
 /* Fires, in (deadline, registration) order, every entry whose deadline is
  * <= now: unregisters it, sets its `fired` flag and wakes (consumes) its
  * waker. Returns how many fired. Entries registered by those wakes with a

@@ -32,7 +32,9 @@ void cx_waker_drop(cx_waker *w) {
 
 bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b) {
   if (a == NULL || b == NULL) return false;
-  return a->vtable == b->vtable && a->data == b->data;
+  if (a->vtable != b->vtable) return false;
+  /* Empty wakers (vtable NULL) are all equal, whatever their data holds. */
+  return a->vtable == NULL || a->data == b->data;
 }
 
 int cx_waker_store(cx_waker *slot, const cx_waker *w) {

@@ -55,7 +55,11 @@ struct cx_waker {
 };
 
 /* The empty waker, owning nothing. */
+#ifdef __cplusplus
+#define CX_WAKER_EMPTY (cx_waker{NULL, NULL})
+#else
 #define CX_WAKER_EMPTY ((cx_waker){NULL, NULL})
+#endif
 
 static inline bool cx_waker_is_empty(const cx_waker *w) {
   return w == NULL || w->vtable == NULL;

@@ -7,13 +7,28 @@
 #ifndef CEXEC_INTERNAL_TASK_H
 #define CEXEC_INTERNAL_TASK_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "executor/task.h"
 #include "waker/waker.h"
+
+/* The task unit tests are C++. g++ before C++23 knows neither _Atomic nor
+ * _Alignof, so C++ sees the atomics as std::atomic<T>, which has the size,
+ * alignment and behaviour of C11's _Atomic T (the guarantee C++23's
+ * <stdatomic.h> is built on). */
+#ifdef __cplusplus
+#include <atomic>
+#define CX__ATOMIC(T) std::atomic<T>
+#define CX__ALIGNOF(T) alignof(T)
+#define CX__LOAD_ACQUIRE(p) ((p)->load(std::memory_order_acquire))
+#else
+#include <stdatomic.h>
+#define CX__ATOMIC(T) _Atomic(T)
+#define CX__ALIGNOF(T) _Alignof(T)
+#define CX__LOAD_ACQUIRE(p) atomic_load_explicit((p), memory_order_acquire)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,14 +63,14 @@ typedef struct cx__scheduler {
 } cx__scheduler;
 
 struct cx__task {
-  _Atomic uint64_t state;
+  CX__ATOMIC(uint64_t) state;
   cx__task *next; /* ready-queue link: owned by whichever queue holds t */
   const cx_future_vtable *vtable;
   cx__scheduler *sched;
   cx__task *owned_prev; /* the executor's list of unfinished tasks */
   cx__task *owned_next;
   cx_waker join_waker; /* see the JOIN_WAKER protocol in task.c */
-  _Atomic uint32_t polls;
+  CX__ATOMIC(uint32_t) polls;
   uint32_t output_offset;
   /* future state follows at cx__task_state_offset(vtable), output after */
 };
@@ -78,7 +93,7 @@ cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
 
 static inline void *cx__task_state(cx__task *t) {
   size_t a = t->vtable->state_align ? t->vtable->state_align
-                                    : _Alignof(max_align_t);
+                                    : CX__ALIGNOF(max_align_t);
   size_t off = (sizeof(cx__task) + a - 1) & ~(a - 1);
   return (char *)t + off;
 }
@@ -126,13 +141,10 @@ cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
 void cx__task_join_drop(cx__task *t);
 
 static inline uint64_t cx__task_refs(const cx__task *t) {
-  return atomic_load_explicit(&((cx__task *)t)->state, memory_order_acquire) >>
-         CX__REF_SHIFT;
+  return CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT;
 }
 static inline unsigned cx__task_flags(const cx__task *t) {
-  return (unsigned)(atomic_load_explicit(&((cx__task *)t)->state,
-                                         memory_order_acquire) &
-                    CX__FLAG_MASK);
+  return (unsigned)(CX__LOAD_ACQUIRE(&((cx__task *)t)->state) & CX__FLAG_MASK);
 }
 
 /* Test hook: adds `refs` references without the overflow check, to reach the
