@@ -1,0 +1,637 @@
+// timer/: the pairing-heap driver over a manual clock, checked against a
+// sorted model, and the sleep future polled by hand.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_set>
+#include <vector>
+
+#include "tests/testutil.h"
+#include "timer/timer.h"
+#include "waker/error.h"
+#include "waker/waker.h"
+
+namespace {
+
+using cxtest::CountingWaker;
+using cxtest::ManualClock;
+
+// Walks the heap and checks its shape: links agree both ways, no child
+// fires before its parent, every node belongs to t, the count is right and
+// there is no cycle. Returns a description of the first breach, or "".
+std::string CheckHeap(const cx_timers &t) {
+  if (t.root == nullptr) return t.count == 0 ? "" : "empty root, count > 0";
+  if (t.root->prev != nullptr || t.root->next != nullptr)
+    return "root has prev/next";
+  std::unordered_set<const cx_timer_entry *> seen;
+  std::vector<const cx_timer_entry *> stack = {t.root};
+  while (!stack.empty()) {
+    const cx_timer_entry *n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second) return "cycle";
+    if (n->driver != &t) return "node of another driver";
+    if (n->fired) return "registered node marked fired";
+    const cx_timer_entry *left = n;
+    for (const cx_timer_entry *c = n->child; c; c = c->next) {
+      if (c->prev != left) return "bad prev link";
+      if (std::tie(c->deadline, c->seq) < std::tie(n->deadline, n->seq))
+        return "child before parent";
+      stack.push_back(c);
+      left = c;
+    }
+  }
+  if (seen.size() != t.count) return "count mismatch";
+  return "";
+}
+
+// A fixture with a driver on a manual clock and a log of fired ids.
+class TimerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { cx_timers_init(&timers, clock.fn(), clock.ctx()); }
+
+  // Registers e with a fresh waker of `target` (which logs its id).
+  void Register(cx_timer_entry *e, uint64_t deadline, CountingWaker *target) {
+    cx_waker w = target->Make();
+    ASSERT_EQ(cx_timers_register(&timers, e, deadline, &w), CX_OK);
+    EXPECT_TRUE(cx_waker_is_empty(&w));  // moved in
+  }
+
+  ManualClock clock;
+  cx_timers timers;
+  std::vector<int> log;  // ids of fired wakers, in order
+};
+
+// n entries, each with a waker that logs its index.
+struct Entries {
+  Entries(size_t n, std::vector<int> *log) : e(n) {
+    for (size_t i = 0; i < n; i++) {
+      cx_timer_entry_init(&e[i]);
+      w.push_back(std::make_unique<CountingWaker>(static_cast<int>(i), log));
+    }
+  }
+  std::vector<cx_timer_entry> e;
+  std::vector<std::unique_ptr<CountingWaker>> w;
+};
+
+// ---- driver basics ---------------------------------------------------------
+
+TEST_F(TimerTest, InitAndClock) {
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), CX_DEADLINE_NONE);
+  EXPECT_EQ(timers.now, 0u);
+  clock.Set(1234);
+  EXPECT_EQ(timers.now, 0u);  // cached until read
+  EXPECT_EQ(cx_timers_now(&timers), 1234u);
+  EXPECT_EQ(timers.now, 1234u);
+  EXPECT_EQ(cx_timers_fire(&timers, 1234), 0u);  // empty: nothing to do
+}
+
+TEST(TimerDefaultClock, IsMonotonicNanoseconds) {
+  cx_timers t;
+  cx_timers_init(&t, nullptr, nullptr);
+  uint64_t a = t.now;
+  EXPECT_GT(a, 0u);
+  uint64_t b = cx_timers_now(&t);
+  uint64_t c = cx_clock_now();
+  EXPECT_LE(a, b);
+  EXPECT_LE(b, c);
+}
+
+TEST_F(TimerTest, FiresByDeadlineThenRegistrationOrder) {
+  Entries en(6, &log);
+  const uint64_t deadlines[6] = {30, 10, 20, 10, 30, 10};
+  for (size_t i = 0; i < 6; i++)
+    Register(&en.e[i], deadlines[i], en.w[i].get());
+  EXPECT_EQ(cx_timers_count(&timers), 6u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 10u);
+  EXPECT_EQ(CheckHeap(timers), "");
+  EXPECT_EQ(cx_timers_fire(&timers, 100), 6u);
+  EXPECT_EQ(log, (std::vector<int>{1, 3, 5, 2, 0, 4}));
+  for (size_t i = 0; i < 6; i++) {
+    EXPECT_TRUE(en.e[i].fired) << i;
+    EXPECT_EQ(en.e[i].driver, nullptr) << i;
+    EXPECT_TRUE(cx_waker_is_empty(&en.e[i].waker)) << i;
+    EXPECT_EQ(en.w[i]->wakes(), 1) << i;  // consumed: woken by value
+    EXPECT_EQ(en.w[i]->refs(), 0) << i;
+  }
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), CX_DEADLINE_NONE);
+}
+
+TEST_F(TimerTest, NeverFiresEarly) {
+  Entries en(3, &log);
+  Register(&en.e[0], 20, en.w[0].get());
+  Register(&en.e[1], 10, en.w[1].get());
+  Register(&en.e[2], 30, en.w[2].get());
+  EXPECT_EQ(cx_timers_fire(&timers, 9), 0u);
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(cx_timers_fire(&timers, 10), 1u);  // deadline == now is due
+  EXPECT_EQ(log, std::vector<int>{1});
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 20u);
+  EXPECT_EQ(cx_timers_fire(&timers, 19), 0u);
+  EXPECT_FALSE(en.e[0].fired);
+  EXPECT_EQ(cx_timers_fire(&timers, 29), 1u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 30u);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  EXPECT_EQ(cx_timers_fire(&timers, 1000), 1u);
+  EXPECT_EQ(log, (std::vector<int>{1, 0, 2}));
+}
+
+TEST_F(TimerTest, RegisterRejectsNullsAndLeavesTheWaker) {
+  CountingWaker target;
+  cx_timer_entry e;
+  cx_timer_entry_init(&e);
+  cx_waker w = target.Make();
+  EXPECT_EQ(cx_timers_register(nullptr, &e, 1, &w), CX_EINVAL);
+  EXPECT_EQ(cx_timers_register(&timers, nullptr, 1, &w), CX_EINVAL);
+  EXPECT_EQ(cx_timers_register(&timers, &e, 1, nullptr), CX_EINVAL);
+  EXPECT_FALSE(cx_waker_is_empty(&w));  // still the caller's
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(e.driver, nullptr);
+  cx_waker_drop(&w);
+  EXPECT_EQ(target.refs(), 0);
+}
+
+TEST_F(TimerTest, CancelOfUnregisteredEntries) {
+  EXPECT_FALSE(cx_timer_entry_cancel(nullptr));
+  cx_timer_entry e;
+  cx_timer_entry_init(&e);
+  EXPECT_FALSE(cx_timer_entry_cancel(&e));  // never registered
+  CountingWaker target;
+  Register(&e, 5, &target);
+  EXPECT_EQ(cx_timers_fire(&timers, 5), 1u);
+  EXPECT_FALSE(cx_timer_entry_cancel(&e));  // already fired
+  EXPECT_EQ(target.drops(), 0);
+  EXPECT_TRUE(e.fired);
+}
+
+// ---- cancellation in every position
+// -------------------------------------------
+
+// Builds a heap with depth: 16 entries inserted in a scrambled order, then
+// the earliest fired so that the pairing passes link the rest into a tree.
+class TimerCancelTest : public TimerTest {
+ protected:
+  void SetUp() override {
+    TimerTest::SetUp();
+    const uint64_t order[16] = {9,  3,  14, 0, 7,  12, 5,  1,
+                                15, 10, 2,  8, 13, 4,  11, 6};
+    for (uint64_t d : order) Register(&en.e[d], 100 + d, en.w[d].get());
+    ASSERT_EQ(cx_timers_fire(&timers, 100), 1u);  // entry 0
+    log.clear();
+    ASSERT_EQ(CheckHeap(timers), "");
+  }
+  // Cancels n, then checks the heap and that every other entry still fires
+  // in deadline order.
+  void CancelAndCheck(cx_timer_entry *n) {
+    int id = static_cast<int>(n - en.e.data());
+    EXPECT_TRUE(cx_timer_entry_cancel(n));
+    EXPECT_FALSE(cx_timer_entry_cancel(n));  // only once
+    EXPECT_EQ(n->driver, nullptr);
+    EXPECT_FALSE(n->fired);
+    EXPECT_EQ(en.w[id]->drops(), 1);  // its waker was released, not woken
+    EXPECT_EQ(en.w[id]->woken(), 0);
+    EXPECT_EQ(cx_timers_count(&timers), 14u);
+    EXPECT_EQ(CheckHeap(timers), "");
+    EXPECT_EQ(cx_timers_fire(&timers, 1000), 14u);
+    std::vector<int> expected;
+    for (int i = 1; i < 16; i++)
+      if (i != id) expected.push_back(i);
+    EXPECT_EQ(log, expected);
+    for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
+  }
+  Entries en{16, &log};
+};
+
+TEST_F(TimerCancelTest, Root) {
+  ASSERT_EQ(timers.root, &en.e[1]);
+  CancelAndCheck(timers.root);
+  EXPECT_EQ(log.front(), 2);
+}
+
+TEST_F(TimerCancelTest, MiddleNode) {
+  // A node with both a parent/left sibling and children of its own.
+  cx_timer_entry *middle = nullptr;
+  for (cx_timer_entry &e : en.e)
+    if (e.driver && e.prev && e.child) middle = &e;
+  ASSERT_NE(middle, nullptr) << "the setup should build a deeper heap";
+  CancelAndCheck(middle);
+}
+
+TEST_F(TimerCancelTest, FirstChild) {
+  ASSERT_NE(timers.root->child, nullptr);
+  CancelAndCheck(timers.root->child);
+}
+
+TEST_F(TimerCancelTest, Leaf) {
+  cx_timer_entry *leaf = nullptr;
+  for (cx_timer_entry &e : en.e)
+    if (e.driver && e.prev && !e.child && !e.next) leaf = &e;
+  ASSERT_NE(leaf, nullptr);
+  CancelAndCheck(leaf);
+}
+
+// ---- re-registration -------------------------------------------------------
+
+TEST_F(TimerTest, ReRegisterMovesTheEntryAndReplacesItsWaker) {
+  cx_timer_entry e, other;
+  cx_timer_entry_init(&e);
+  cx_timer_entry_init(&other);
+  CountingWaker first(1, &log), second(2, &log), third(3, &log);
+  Register(&e, 50, &first);
+  Register(&other, 30, &third);
+  Register(&e, 10, &second);                // earlier now, with a new waker
+  EXPECT_EQ(cx_timers_count(&timers), 2u);  // still one registration
+  EXPECT_EQ(first.drops(), 1);              // the old waker was released
+  EXPECT_EQ(first.refs(), 0);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 10u);
+  EXPECT_EQ(CheckHeap(timers), "");
+  EXPECT_EQ(cx_timers_fire(&timers, 100), 2u);
+  EXPECT_EQ(log, (std::vector<int>{2, 3}));
+  EXPECT_EQ(first.woken(), 0);
+  // A fired entry can be registered again.
+  Register(&e, 200, &first);
+  EXPECT_FALSE(e.fired);
+  EXPECT_EQ(cx_timers_fire(&timers, 200), 1u);
+  EXPECT_TRUE(e.fired);
+  EXPECT_EQ(log, (std::vector<int>{2, 3, 1}));
+}
+
+TEST_F(TimerTest, ReRegisterGoesToTheBackOfItsDeadline) {
+  Entries en(2, &log);
+  Register(&en.e[0], 10, en.w[0].get());
+  Register(&en.e[1], 10, en.w[1].get());
+  Register(&en.e[0], 10, en.w[0].get());  // same deadline, later order
+  EXPECT_EQ(cx_timers_fire(&timers, 10), 2u);
+  EXPECT_EQ(log, (std::vector<int>{1, 0}));
+}
+
+// ---- wakes that register timers
+// -----------------------------------------------
+
+// A waker whose wake registers `entry` at `deadline` (the shape of a periodic
+// timer, or of a task polled inline by its wake).
+struct Rearm {
+  cx_timers *timers;
+  cx_timer_entry *entry;
+  uint64_t deadline;
+  CountingWaker *next;  // the waker the new registration gets
+  int wakes;
+};
+void RearmWake(const void *data) {
+  auto *r = static_cast<Rearm *>(const_cast<void *>(data));
+  r->wakes++;
+  cx_waker w = r->next->Make();
+  cx_timers_register(r->timers, r->entry, r->deadline, &w);
+}
+int RearmClone(const void *, cx_waker *) {
+  return CX_ENOTSUP;
+}
+void RearmDrop(const void *) {}
+const cx_waker_vtable kRearmVtable = {RearmClone, RearmWake, RearmWake,
+                                      RearmDrop};
+
+TEST_F(TimerTest, EntriesRegisteredByAWakeFireInTheSameCallWhenDue) {
+  cx_timer_entry first, due, later;
+  cx_timer_entry_init(&first);
+  cx_timer_entry_init(&due);
+  cx_timer_entry_init(&later);
+  CountingWaker due_target(2, &log), later_target(3, &log);
+  Rearm r = {&timers, &due, 15, &due_target, 0};
+  cx_waker w = {&kRearmVtable, &r};
+  ASSERT_EQ(cx_timers_register(&timers, &first, 10, &w), CX_OK);
+  Register(&later, 20, &later_target);
+  EXPECT_EQ(cx_timers_fire(&timers, 15), 2u);  // first, then due
+  EXPECT_EQ(r.wakes, 1);
+  EXPECT_EQ(log, std::vector<int>{2});
+  EXPECT_TRUE(due.fired);
+  EXPECT_FALSE(later.fired);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  EXPECT_TRUE(cx_timer_entry_cancel(&later));
+}
+
+TEST_F(TimerTest, AWakeMayReRegisterItsOwnEntry) {
+  cx_timer_entry e;
+  cx_timer_entry_init(&e);
+  CountingWaker next_target(7, &log);
+  Rearm r = {&timers, &e, 25, &next_target, 0};
+  cx_waker w = {&kRearmVtable, &r};
+  ASSERT_EQ(cx_timers_register(&timers, &e, 10, &w), CX_OK);
+  // The entry is re-registered from inside its own wake: it fires once now
+  // and stays registered for 25 with the new waker.
+  EXPECT_EQ(cx_timers_fire(&timers, 20), 1u);
+  EXPECT_EQ(r.wakes, 1);
+  EXPECT_FALSE(e.fired);
+  EXPECT_EQ(e.driver, &timers);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 25u);
+  EXPECT_EQ(cx_timers_fire(&timers, 25), 1u);
+  EXPECT_EQ(log, std::vector<int>{7});
+  EXPECT_EQ(next_target.refs(), 0);
+}
+
+// ---- compaction
+// ----------------------------------------------------------------
+
+TEST_F(TimerTest, CompactKeepsTheRootAndTheOrder) {
+  cx_timers_compact(nullptr);  // no-ops
+  cx_timers_compact(&timers);
+  Entries en(100, &log);
+  // Entry 0 comes first and is never beaten, so the 99 others all hang off
+  // the root as one long sibling list: the worst case for the next pop.
+  for (int i = 0; i < 100; i++)
+    Register(&en.e[i], 1000 + static_cast<uint64_t>(i % 7), en.w[i].get());
+  cx_timer_entry *root = timers.root;
+  ASSERT_EQ(root, &en.e[0]);
+  cx_timers_compact(&timers);
+  EXPECT_EQ(timers.root, root);
+  ASSERT_NE(root->child, nullptr);
+  EXPECT_EQ(root->child->next, nullptr);  // one tree under the root now
+  EXPECT_EQ(cx_timers_count(&timers), 100u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 1000u);
+  EXPECT_EQ(CheckHeap(timers), "");
+  cx_timers_compact(&timers);  // again: nothing to do
+  EXPECT_EQ(CheckHeap(timers), "");
+  EXPECT_EQ(cx_timers_fire(&timers, 2000), 100u);
+  std::vector<int> expected;  // by deadline (i % 7), ties by registration
+  for (int d = 0; d < 7; d++)
+    for (int i = d; i < 100; i += 7) expected.push_back(i);
+  EXPECT_EQ(log, expected);
+}
+
+// ---- random operations against a model -------------------------------------
+
+// 10000 random registrations, re-registrations, cancellations, compactions
+// and fires on a pool of entries, checked after every step against a std::set
+// ordered by (deadline, registration number), the order the driver promises.
+TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
+  constexpr size_t kPool = 300;
+  constexpr int kOps = 10000;
+  Entries en(kPool, &log);
+  std::set<std::pair<uint64_t, uint64_t>> model;  // (deadline, order)
+  std::vector<std::pair<uint64_t, uint64_t>> key(kPool);
+  std::vector<bool> in_model(kPool, false);
+  std::vector<int> id_of_order;  // registration number -> entry index
+  uint64_t now = 0;
+  std::mt19937 rng(20240601);  // fixed: the run is reproducible
+  for (int op = 0; op < kOps; op++) {
+    size_t i = rng() % kPool;
+    unsigned kind = rng() % 10;
+    if (kind < 5) {  // register (or re-register) at a close deadline
+      uint64_t d = now + rng() % 200;  // narrow range: many ties
+      Register(&en.e[i], d, en.w[i].get());
+      if (in_model[i]) model.erase(key[i]);
+      key[i] = {d, id_of_order.size()};
+      id_of_order.push_back(static_cast<int>(i));
+      model.insert(key[i]);
+      in_model[i] = true;
+    } else if (kind < 8) {  // cancel
+      EXPECT_EQ(cx_timer_entry_cancel(&en.e[i]), bool(in_model[i]));
+      if (in_model[i]) model.erase(key[i]);
+      in_model[i] = false;
+    } else if (kind == 9) {  // restructure ahead of time: nothing visible
+      cx_timers_compact(&timers);
+    } else {  // time passes; fire what is due
+      now += rng() % 100;
+      std::vector<int> expected;
+      while (!model.empty() && model.begin()->first <= now) {
+        int id = id_of_order[model.begin()->second];
+        expected.push_back(id);
+        in_model[id] = false;
+        model.erase(model.begin());
+      }
+      log.clear();
+      EXPECT_EQ(cx_timers_fire(&timers, now), expected.size());
+      ASSERT_EQ(log, expected) << "op " << op;
+    }
+    ASSERT_EQ(cx_timers_count(&timers), model.size()) << "op " << op;
+    ASSERT_EQ(cx_timers_next_deadline(&timers),
+              model.empty() ? CX_DEADLINE_NONE : model.begin()->first)
+        << "op " << op;
+    ASSERT_EQ(CheckHeap(timers), "") << "op " << op;
+  }
+  // Drain: everything left fires in model order.
+  std::vector<int> expected;
+  for (const auto &k : model) expected.push_back(id_of_order[k.second]);
+  log.clear();
+  EXPECT_EQ(cx_timers_fire(&timers, CX_DEADLINE_NONE - 1), expected.size());
+  EXPECT_EQ(log, expected);
+  for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
+}
+
+// ---- the sleep future
+// ------------------------------------------------------------
+
+class SleepTest : public TimerTest {
+ protected:
+  // Polls s as the task owning `waker` would, inside an executor with our
+  // driver (or without timers when `with_timers` is false).
+  cx_poll Poll(cx_sleep *s, const CountingWaker &waker, int *result,
+               bool with_timers = true) {
+    cx_waker w = waker.Borrowed();
+    cx_context cx = {&w, nullptr, with_timers ? &timers : nullptr};
+    return cx_sleep_poll(s, &cx, result);
+  }
+};
+
+TEST_F(SleepTest, ReadyAtOnceWhenTheDeadlineHasPassed) {
+  clock.Set(1000);
+  cx_timers_now(&timers);  // the executor refreshes "now" every tick
+  CountingWaker task;
+  for (uint64_t deadline : {uint64_t{0}, uint64_t{999}, uint64_t{1000}}) {
+    cx_sleep s;
+    cx_sleep_init_until(&s, deadline);
+    int result = 1;
+    EXPECT_EQ(Poll(&s, task, &result), CX_READY) << deadline;
+    EXPECT_EQ(result, CX_OK);
+    cx_sleep_drop(&s);
+  }
+  EXPECT_EQ(task.clones(), 0);  // nothing was registered
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  // A zero-length sleep_for is ready at its first poll too.
+  cx_sleep s;
+  cx_sleep_init_for(&s, 0);
+  int result = 1;
+  EXPECT_EQ(Poll(&s, task, &result), CX_READY);
+  EXPECT_EQ(result, CX_OK);
+}
+
+TEST_F(SleepTest, NeedsATimerDriver) {
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_until(&s, 100);
+  int result = 0;
+  EXPECT_EQ(Poll(&s, task, &result, /*with_timers=*/false), CX_READY);
+  EXPECT_EQ(result, CX_ENOTSUP);
+  EXPECT_EQ(task.clones(), 0);
+  cx_sleep_drop(&s);
+}
+
+TEST_F(SleepTest, InvalidArguments) {
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_until(&s, 100);
+  int result = 0;
+  cx_waker w = task.Borrowed();
+  cx_context cx = {&w, nullptr, &timers};
+  EXPECT_EQ(cx_sleep_poll(nullptr, &cx, &result), CX_READY);
+  EXPECT_EQ(result, CX_EINVAL);
+  result = 0;
+  EXPECT_EQ(cx_sleep_poll(&s, nullptr, &result), CX_READY);
+  EXPECT_EQ(result, CX_EINVAL);
+  cx_context no_waker = {nullptr, nullptr, &timers};
+  result = 0;
+  EXPECT_EQ(cx_sleep_poll(&s, &no_waker, &result), CX_READY);
+  EXPECT_EQ(result, CX_EINVAL);
+  EXPECT_EQ(cx_sleep_poll(&s, nullptr, nullptr), CX_READY);  // result NULL
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  cx_sleep_drop(nullptr);  // a no-op
+}
+
+TEST_F(SleepTest, RegistersTheWakerAndCompletesWhenFired) {
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_until(&s, 100);
+  EXPECT_EQ(cx_sleep_deadline(&s), 100u);
+  int result = 1;
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(result, 1);  // untouched while pending
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), 100u);
+  EXPECT_EQ(task.clones(), 1);
+  EXPECT_EQ(task.refs(), 1);
+  // A spurious poll with the same waker registers nothing new.
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(task.clones(), 1);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+
+  clock.Set(99);
+  EXPECT_EQ(cx_timers_fire(&timers, cx_timers_now(&timers)), 0u);
+  EXPECT_EQ(task.woken(), 0);
+  clock.Set(100);
+  EXPECT_EQ(cx_timers_fire(&timers, cx_timers_now(&timers)), 1u);
+  EXPECT_EQ(task.wakes(), 1);
+  EXPECT_EQ(task.refs(), 0);
+  EXPECT_EQ(Poll(&s, task, &result), CX_READY);
+  EXPECT_EQ(result, CX_OK);
+  EXPECT_EQ(Poll(&s, task, &result), CX_READY);  // stays ready
+  EXPECT_EQ(task.clones(), 1);
+  cx_sleep_drop(&s);
+  EXPECT_EQ(task.refs(), 0);
+}
+
+TEST_F(SleepTest, PolledByAnotherTaskReplacesTheWaker) {
+  CountingWaker a(1, &log), b(2, &log);
+  cx_sleep s;
+  cx_sleep_init_until(&s, 50);
+  int result = 0;
+  EXPECT_EQ(Poll(&s, a, &result), CX_PENDING);
+  EXPECT_EQ(Poll(&s, b, &result), CX_PENDING);
+  EXPECT_EQ(a.refs(), 0);  // released at once
+  EXPECT_EQ(a.drops(), 1);
+  EXPECT_EQ(b.refs(), 1);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);  // still one timer
+  EXPECT_EQ(cx_timers_fire(&timers, 50), 1u);
+  EXPECT_EQ(log, std::vector<int>{2});
+  EXPECT_EQ(a.woken(), 0);
+  EXPECT_EQ(Poll(&s, b, &result), CX_READY);
+  EXPECT_EQ(result, CX_OK);
+  cx_sleep_drop(&s);
+}
+
+TEST_F(SleepTest, WakerCloneFailureIsTheResult) {
+  CountingWaker a, b;
+  cx_sleep s;
+  cx_sleep_init_until(&s, 50);
+  int result = 0;
+  a.set_clone_error(CX_EOVERFLOW);
+  EXPECT_EQ(Poll(&s, a, &result), CX_READY);
+  EXPECT_EQ(result, CX_EOVERFLOW);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  // Already registered: a refused replacement keeps the old waker.
+  EXPECT_EQ(Poll(&s, b, &result), CX_PENDING);
+  EXPECT_EQ(Poll(&s, a, &result), CX_READY);
+  EXPECT_EQ(result, CX_EOVERFLOW);
+  EXPECT_EQ(b.refs(), 1);
+  cx_sleep_drop(&s);
+  EXPECT_EQ(b.refs(), 0);
+}
+
+TEST_F(SleepTest, DropCancelsTheTimer) {
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_until(&s, 100);
+  int result = 0;
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  cx_sleep_drop(&s);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), CX_DEADLINE_NONE);
+  EXPECT_EQ(task.refs(), 0);
+  EXPECT_EQ(task.woken(), 0);
+  cx_sleep_drop(&s);  // idempotent
+  EXPECT_EQ(task.drops(), 1);
+  EXPECT_EQ(cx_timers_fire(&timers, 1000), 0u);
+}
+
+TEST_F(SleepTest, SleepForResolvesItsDeadlineAtFirstPoll) {
+  clock.Set(1000);
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_for(&s, 500);
+  EXPECT_EQ(cx_sleep_deadline(&s), CX_DEADLINE_NONE);
+  clock.Set(3000);  // time passes before the first poll
+  int result = 0;
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(cx_sleep_deadline(&s), 3500u);
+  clock.Set(5000);  // later polls do not move it
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(cx_sleep_deadline(&s), 3500u);
+  EXPECT_EQ(cx_timers_fire(&timers, 3499), 0u);
+  EXPECT_EQ(cx_timers_fire(&timers, 3500), 1u);
+  EXPECT_EQ(Poll(&s, task, &result), CX_READY);
+  EXPECT_EQ(result, CX_OK);
+}
+
+TEST_F(SleepTest, SleepForSaturatesInsteadOfWrapping) {
+  clock.Set(1000);
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_for(&s, UINT64_MAX);
+  int result = 0;
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(cx_sleep_deadline(&s), CX_DEADLINE_NONE - 1);
+  EXPECT_EQ(cx_timers_fire(&timers, 1u << 30), 0u);
+  cx_sleep_drop(&s);
+}
+
+TEST_F(SleepTest, AsASpawnableFuture) {
+  EXPECT_EQ(cx_future_vtable_check(&cx_sleep_vtable), CX_OK);
+  EXPECT_EQ(cx_sleep_vtable.state_size, sizeof(cx_sleep));
+  EXPECT_EQ(cx_sleep_vtable.output_size, sizeof(int));
+  CountingWaker task;
+  cx_waker w = task.Borrowed();
+  cx_context cx = {&w, nullptr, &timers};
+  cx_sleep s;
+  cx_sleep_init_until(&s, 10);
+  int out = 1;
+  EXPECT_EQ(cx_sleep_vtable.poll(&s, &cx, &out), CX_PENDING);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  cx_sleep_vtable.drop(&s);  // drop before firing cancels
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(task.refs(), 0);
+  // A second one, polled after its deadline: ready, output CX_OK.
+  cx_sleep s2;
+  cx_sleep_init_until(&s2, 10);
+  clock.Set(10);
+  cx_timers_now(&timers);
+  EXPECT_EQ(cx_sleep_vtable.poll(&s2, &cx, &out), CX_READY);
+  EXPECT_EQ(out, CX_OK);
+  cx_sleep_vtable.drop(&s2);
+}
+
+}  // namespace
