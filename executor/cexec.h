@@ -5,8 +5,12 @@
 #ifndef CEXEC_CEXEC_H
 #define CEXEC_CEXEC_H
 
+#include "executor/async_channel.h"
 #include "executor/channel.h"
+#include "executor/combinators.h"
+#include "executor/coro.h"
 #include "executor/executor.h"
+#include "executor/join_future.h"
 #include "executor/task.h"
 #include "timer/timer.h"
 #include "waker/alloc.h"

@@ -1,0 +1,602 @@
+/*
+ * Async channels. See async_channel.h for the contracts.
+ *
+ * One mutex guards everything in the channel: the ring buffer, the handle
+ * counts, the receiver's waker slot and the FIFO of waiting senders:
+ *
+ *      senders (any thread)                         receiver
+ *   +-------------------------------------------+
+ *   | ring buffer: head, len / capacity         | <- recv pops, then hands
+ *   | rx_waker (+ rx_owner: which recv stored)  |    the freed slot to the
+ *   | wait_head -> send -> send -> wait_tail    |    first waiting sender
+ *   | senders, rx_alive, blocked thread counts  |
+ *   +-------------------------------------------+
+ *
+ * Waiting senders are their own send futures, linked through prev/next: no
+ * allocation. Taking an item out "notifies" the first waiting sender: it is
+ * unlinked, flagged `notified`, and its waker is taken out to be woken. The
+ * flag is the turn it owes: if it is dropped before re-polling it hands the
+ * turn to the next sender; if it re-polls and the room was taken meanwhile
+ * (try_send and blocking senders do not queue) it goes back to the head.
+ * Every successful send that leaves room while senders still wait notifies
+ * one more, so a free slot never sits next to a sleeping sender.
+ *
+ * Wakers are woken and dropped only after the mutex is released (a wake may
+ * run arbitrary code, and dropping the last reference to a task frees it):
+ * each operation gathers them in a cx__deferred and runs it after unlock.
+ * The one exception is drop_item, run under the mutex.
+ *
+ * Threads blocked in send_blocking / recv_blocking wait on condition
+ * variables and are signalled alongside the wakers; they are counted so
+ * that the async paths pay for a signal only when a thread waits.
+ *
+ * Lifetime: `senders` counts sender handles; `rx_held` is the receiver
+ * handle, kept until cx_achan_rx_drop has finished waking senders. The last
+ * one to go frees the channel.
+ */
+#define _POSIX_C_SOURCE 200809L /* pthread condition variables */
+
+#include "executor/async_channel.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "waker/alloc.h"
+#include "waker/error.h"
+
+typedef struct cx__achan {
+  pthread_mutex_t mu;
+  pthread_cond_t not_full;  /* threads blocked in send_blocking */
+  pthread_cond_t not_empty; /* threads blocked in recv_blocking */
+  size_t item_size, capacity;
+  size_t head, len;
+  size_t senders;
+  bool rx_alive; /* the receiver was not dropped: sends can succeed */
+  bool rx_held;  /* the receiver handle still holds the memory */
+  size_t blocked_senders, blocked_receivers;
+  cx_waker rx_waker;
+  const cx_achan_recv *rx_owner; /* the recv future that stored rx_waker */
+  cx_achan_send *wait_head, *wait_tail;
+  void (*drop_item)(void *);
+  size_t alloc_size;
+  unsigned char *buf;
+} cx__achan;
+
+/* Wakers to wake and to drop once the mutex is released. Each operation
+ * touches at most two of each. */
+typedef struct cx__deferred {
+  cx_waker wake[2];
+  cx_waker drop[2];
+  int nwake, ndrop;
+} cx__deferred;
+
+#define CX__DEFERRED_INIT \
+  { {{NULL, NULL}, {NULL, NULL}}, {{NULL, NULL}, {NULL, NULL}}, 0, 0 }
+
+static void cx__defer_wake(cx__deferred *d, cx_waker *w) {
+  if (cx_waker_is_empty(w)) return;
+  d->wake[d->nwake++] = *w;
+  *w = CX_WAKER_EMPTY;
+}
+
+static void cx__defer_drop(cx__deferred *d, cx_waker *w) {
+  if (cx_waker_is_empty(w)) return;
+  d->drop[d->ndrop++] = *w;
+  *w = CX_WAKER_EMPTY;
+}
+
+static void cx__deferred_run(cx__deferred *d) {
+  for (int i = 0; i < d->nwake; i++) cx_waker_wake(&d->wake[i]);
+  for (int i = 0; i < d->ndrop; i++) cx_waker_drop(&d->drop[i]);
+}
+
+static cx__achan *cx__from_tx(const cx_achan_tx *tx) {
+  return (cx__achan *)tx;
+}
+static cx__achan *cx__from_rx(const cx_achan_rx *rx) {
+  return (cx__achan *)rx;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static size_t cx__buf_offset(void) {
+  size_t a = _Alignof(max_align_t);
+  return (sizeof(cx__achan) + a - 1) & ~(a - 1);
+}
+
+int cx_achan_create(size_t item_size, size_t capacity,
+                    void (*drop_item)(void *item), cx_achan_tx **tx,
+                    cx_achan_rx **rx) {
+  if (tx) *tx = NULL;
+  if (rx) *rx = NULL;
+  if (tx == NULL || rx == NULL || item_size == 0 || capacity == 0)
+    return CX_EINVAL;
+  size_t off = cx__buf_offset();
+  if (capacity > (SIZE_MAX / 2 - off) / item_size) return CX_EINVAL;
+  size_t size = off + item_size * capacity;
+  cx__achan *ch = cx_alloc(size, _Alignof(max_align_t));
+  if (ch == NULL) return CX_ENOMEM;
+  memset(ch, 0, sizeof *ch);
+  if (pthread_mutex_init(&ch->mu, NULL) != 0) goto fail_mu;
+  if (pthread_cond_init(&ch->not_full, NULL) != 0) goto fail_full;
+  if (pthread_cond_init(&ch->not_empty, NULL) != 0) goto fail_empty;
+  ch->item_size = item_size;
+  ch->capacity = capacity;
+  ch->senders = 1;
+  ch->rx_alive = true;
+  ch->rx_held = true;
+  ch->rx_waker = CX_WAKER_EMPTY;
+  ch->drop_item = drop_item;
+  ch->alloc_size = size;
+  ch->buf = (unsigned char *)ch + off;
+  *tx = (cx_achan_tx *)ch;
+  *rx = (cx_achan_rx *)ch;
+  return CX_OK;
+fail_empty:
+  pthread_cond_destroy(&ch->not_full);
+fail_full:
+  pthread_mutex_destroy(&ch->mu);
+fail_mu:
+  cx_free(ch, size, _Alignof(max_align_t));
+  return CX_ENOMEM;
+}
+
+static void cx__achan_free(cx__achan *ch) {
+  pthread_cond_destroy(&ch->not_empty);
+  pthread_cond_destroy(&ch->not_full);
+  pthread_mutex_destroy(&ch->mu);
+  cx_free(ch, ch->alloc_size, _Alignof(max_align_t));
+}
+
+/* ---- the ring and the FIFO (mu held) ------------------------------------ */
+
+static unsigned char *cx__slot(cx__achan *ch, size_t i) {
+  return ch->buf + ((ch->head + i) % ch->capacity) * ch->item_size;
+}
+
+static void cx__fifo_unlink(cx__achan *ch, cx_achan_send *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    ch->wait_head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    ch->wait_tail = s->prev;
+  s->prev = s->next = NULL;
+  s->queued = false;
+}
+
+static void cx__fifo_push_back(cx__achan *ch, cx_achan_send *s) {
+  s->next = NULL;
+  s->prev = ch->wait_tail;
+  if (ch->wait_tail)
+    ch->wait_tail->next = s;
+  else
+    ch->wait_head = s;
+  ch->wait_tail = s;
+  s->queued = true;
+}
+
+static void cx__fifo_push_front(cx__achan *ch, cx_achan_send *s) {
+  s->prev = NULL;
+  s->next = ch->wait_head;
+  if (ch->wait_head)
+    ch->wait_head->prev = s;
+  else
+    ch->wait_tail = s;
+  ch->wait_head = s;
+  s->queued = true;
+}
+
+/* Gives the first waiting sender its turn (if any). */
+static void cx__notify_one_sender(cx__achan *ch, cx__deferred *d) {
+  cx_achan_send *s = ch->wait_head;
+  if (s == NULL) return;
+  cx__fifo_unlink(ch, s);
+  s->notified = true;
+  cx__defer_wake(d, &s->waker);
+}
+
+/* Room was made: tell one async sender and the blocked threads. */
+static void cx__room_made(cx__achan *ch, cx__deferred *d) {
+  cx__notify_one_sender(ch, d);
+  if (ch->blocked_senders > 0) pthread_cond_signal(&ch->not_full);
+}
+
+static void cx__push_item(cx__achan *ch, const void *item, cx__deferred *d) {
+  memcpy(cx__slot(ch, ch->len), item, ch->item_size);
+  ch->len++;
+  ch->rx_owner = NULL;
+  cx__defer_wake(d, &ch->rx_waker);
+  if (ch->blocked_receivers > 0) pthread_cond_signal(&ch->not_empty);
+}
+
+static void cx__pop_item(cx__achan *ch, void *item, cx__deferred *d) {
+  memcpy(item, cx__slot(ch, 0), ch->item_size);
+  ch->head = (ch->head + 1) % ch->capacity;
+  ch->len--;
+  cx__room_made(ch, d);
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+int cx_achan_tx_clone(cx_achan_tx *tx, cx_achan_tx **out) {
+  if (out) *out = NULL;
+  if (tx == NULL || out == NULL) return CX_EINVAL;
+  cx__achan *ch = cx__from_tx(tx);
+  pthread_mutex_lock(&ch->mu);
+  ch->senders++;
+  pthread_mutex_unlock(&ch->mu);
+  *out = tx;
+  return CX_OK;
+}
+
+void cx_achan_tx_drop(cx_achan_tx *tx) {
+  if (tx == NULL) return;
+  cx__achan *ch = cx__from_tx(tx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  pthread_mutex_lock(&ch->mu);
+  ch->senders--;
+  bool free_now = false;
+  if (ch->senders == 0) {
+    /* A pending recv must see the disconnect. */
+    ch->rx_owner = NULL;
+    cx__defer_wake(&d, &ch->rx_waker);
+    if (ch->blocked_receivers > 0) pthread_cond_broadcast(&ch->not_empty);
+    free_now = !ch->rx_held;
+  }
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  if (free_now) cx__achan_free(ch);
+}
+
+void cx_achan_rx_drop(cx_achan_rx *rx) {
+  if (rx == NULL) return;
+  cx__achan *ch = cx__from_rx(rx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  pthread_mutex_lock(&ch->mu);
+  ch->rx_alive = false;
+  while (ch->len > 0) {
+    if (ch->drop_item) ch->drop_item(cx__slot(ch, 0));
+    ch->head = (ch->head + 1) % ch->capacity;
+    ch->len--;
+  }
+  ch->rx_owner = NULL;
+  cx__defer_drop(&d, &ch->rx_waker);
+  if (ch->blocked_senders > 0) pthread_cond_broadcast(&ch->not_full);
+  /* Wake every waiting sender, one per lock hold (no new one can queue:
+   * rx_alive is false). They complete with CX_EPIPE when polled. */
+  while (ch->wait_head != NULL) {
+    cx__notify_one_sender(ch, &d);
+    pthread_mutex_unlock(&ch->mu);
+    cx__deferred_run(&d);
+    d = (cx__deferred)CX__DEFERRED_INIT;
+    pthread_mutex_lock(&ch->mu);
+  }
+  ch->rx_held = false;
+  bool free_now = ch->senders == 0;
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  if (free_now) cx__achan_free(ch);
+}
+
+bool cx_achan_is_closed(const cx_achan_tx *tx) {
+  if (tx == NULL) return true;
+  cx__achan *ch = cx__from_tx(tx);
+  pthread_mutex_lock(&ch->mu);
+  bool closed = !ch->rx_alive;
+  pthread_mutex_unlock(&ch->mu);
+  return closed;
+}
+
+size_t cx_achan_len(const cx_achan_rx *rx) {
+  if (rx == NULL) return 0;
+  cx__achan *ch = cx__from_rx(rx);
+  pthread_mutex_lock(&ch->mu);
+  size_t n = ch->len;
+  pthread_mutex_unlock(&ch->mu);
+  return n;
+}
+
+/* ---- non-blocking and blocking calls ------------------------------------ */
+
+int cx_achan_try_send(cx_achan_tx *tx, const void *item) {
+  if (tx == NULL || item == NULL) return CX_EINVAL;
+  cx__achan *ch = cx__from_tx(tx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  if (!ch->rx_alive)
+    rc = CX_EPIPE;
+  else if (ch->len == ch->capacity)
+    rc = CX_EAGAIN;
+  else
+    cx__push_item(ch, item, &d);
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return rc;
+}
+
+int cx_achan_try_recv(cx_achan_rx *rx, void *item) {
+  if (rx == NULL || item == NULL) return CX_EINVAL;
+  cx__achan *ch = cx__from_rx(rx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->len > 0)
+    cx__pop_item(ch, item, &d);
+  else
+    rc = ch->senders == 0 ? CX_EPIPE : CX_EAGAIN;
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return rc;
+}
+
+int cx_achan_send_blocking(cx_achan_tx *tx, const void *item) {
+  if (tx == NULL || item == NULL) return CX_EINVAL;
+  cx__achan *ch = cx__from_tx(tx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  while (ch->rx_alive && ch->len == ch->capacity) {
+    ch->blocked_senders++;
+    pthread_cond_wait(&ch->not_full, &ch->mu);
+    ch->blocked_senders--;
+  }
+  if (!ch->rx_alive)
+    rc = CX_EPIPE;
+  else
+    cx__push_item(ch, item, &d);
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return rc;
+}
+
+int cx_achan_recv_blocking(cx_achan_rx *rx, void *item) {
+  if (rx == NULL || item == NULL) return CX_EINVAL;
+  cx__achan *ch = cx__from_rx(rx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  while (ch->len == 0 && ch->senders > 0) {
+    ch->blocked_receivers++;
+    pthread_cond_wait(&ch->not_empty, &ch->mu);
+    ch->blocked_receivers--;
+  }
+  if (ch->len > 0)
+    cx__pop_item(ch, item, &d);
+  else
+    rc = CX_EPIPE;
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return rc;
+}
+
+/* ---- the send future ---------------------------------------------------- */
+
+void cx_achan_send_init(cx_achan_send *s, cx_achan_tx *tx, const void *item) {
+  if (s == NULL) return;
+  memset(s, 0, sizeof *s);
+  s->tx = tx;
+  s->item = item;
+  s->waker = CX_WAKER_EMPTY;
+}
+
+static cx_poll cx__ready(int *result, int rc) {
+  if (result) *result = rc;
+  return CX_READY;
+}
+
+cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
+  if (s == NULL || s->tx == NULL || s->item == NULL || cx == NULL ||
+      cx->waker == NULL)
+    return cx__ready(result, CX_EINVAL);
+  if (s->done) return cx__ready(result, CX_EALREADY);
+  cx__achan *ch = cx__from_tx(s->tx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  bool had_turn = s->notified;
+  s->notified = false;
+  if (!ch->rx_alive || ch->len < ch->capacity) {
+    if (s->queued) cx__fifo_unlink(ch, s);
+    cx__defer_drop(&d, &s->waker);
+    if (!ch->rx_alive) {
+      rc = CX_EPIPE;
+    } else {
+      cx__push_item(ch, s->item, &d);
+      /* Room left and senders waiting: pass a turn on. */
+      if (ch->len < ch->capacity) cx__notify_one_sender(ch, &d);
+    }
+    s->done = true;
+    s->waiting = false;
+    pthread_mutex_unlock(&ch->mu);
+    cx__deferred_run(&d);
+    return cx__ready(result, rc);
+  }
+  /* Full: (re)register our waker and wait in line. */
+  if (!cx_waker_will_wake(&s->waker, cx->waker)) {
+    cx_waker fresh;
+    rc = cx_waker_clone(cx->waker, &fresh);
+    if (rc != CX_OK) {
+      if (s->queued) cx__fifo_unlink(ch, s);
+      cx__defer_drop(&d, &s->waker);
+      s->done = true;
+      s->waiting = false;
+      pthread_mutex_unlock(&ch->mu);
+      cx__deferred_run(&d);
+      return cx__ready(result, rc);
+    }
+    cx__defer_drop(&d, &s->waker);
+    s->waker = fresh;
+  }
+  if (!s->queued) {
+    /* A sender that had its turn stolen keeps its place at the front. */
+    if (had_turn)
+      cx__fifo_push_front(ch, s);
+    else
+      cx__fifo_push_back(ch, s);
+  }
+  s->waiting = true;
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return CX_PENDING;
+}
+
+void cx_achan_send_drop(cx_achan_send *s) {
+  if (s == NULL || s->tx == NULL || s->done) return;
+  s->done = true;
+  if (!s->waiting) return; /* never registered, or finished */
+  s->waiting = false;
+  cx__achan *ch = cx__from_tx(s->tx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  pthread_mutex_lock(&ch->mu);
+  if (s->queued) {
+    cx__fifo_unlink(ch, s);
+  } else if (s->notified && ch->rx_alive && ch->len < ch->capacity) {
+    cx__notify_one_sender(ch, &d); /* hand our unused turn on */
+  }
+  s->notified = false;
+  cx__defer_drop(&d, &s->waker);
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+}
+
+static cx_poll cx__send_vt_poll(void *self, cx_context *cx, void *out) {
+  return cx_achan_send_poll((cx_achan_send *)self, cx, (int *)out);
+}
+static void cx__send_vt_drop(void *self) {
+  cx_achan_send_drop((cx_achan_send *)self);
+}
+
+const cx_future_vtable cx_achan_send_vtable = {
+    cx__send_vt_poll,      cx__send_vt_drop,        NULL,
+    sizeof(cx_achan_send), _Alignof(cx_achan_send), sizeof(int)};
+
+/* ---- the recv future ---------------------------------------------------- */
+
+void cx_achan_recv_init(cx_achan_recv *r, cx_achan_rx *rx, void *item) {
+  if (r == NULL) return;
+  memset(r, 0, sizeof *r);
+  r->rx = rx;
+  r->item = item;
+}
+
+/* Takes our waker back out of the slot, if it is still ours (mu held). */
+static void cx__recv_unregister(cx__achan *ch, cx_achan_recv *r,
+                                cx__deferred *d) {
+  if (r->registered && ch->rx_owner == r) {
+    ch->rx_owner = NULL;
+    cx__defer_drop(d, &ch->rx_waker);
+  }
+  r->registered = false;
+}
+
+cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
+  if (r == NULL || r->rx == NULL || r->item == NULL || cx == NULL ||
+      cx->waker == NULL)
+    return cx__ready(result, CX_EINVAL);
+  if (r->done) return cx__ready(result, CX_EALREADY);
+  cx__achan *ch = cx__from_rx(r->rx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  int rc = CX_OK;
+  pthread_mutex_lock(&ch->mu);
+  if (ch->len > 0 || ch->senders == 0) {
+    if (ch->len > 0)
+      cx__pop_item(ch, r->item, &d);
+    else
+      rc = CX_EPIPE;
+    cx__recv_unregister(ch, r, &d);
+    r->done = true;
+    pthread_mutex_unlock(&ch->mu);
+    cx__deferred_run(&d);
+    return cx__ready(result, rc);
+  }
+  if (ch->rx_owner != r || !cx_waker_will_wake(&ch->rx_waker, cx->waker)) {
+    cx_waker fresh;
+    rc = cx_waker_clone(cx->waker, &fresh);
+    if (rc != CX_OK) {
+      cx__recv_unregister(ch, r, &d);
+      r->done = true;
+      pthread_mutex_unlock(&ch->mu);
+      cx__deferred_run(&d);
+      return cx__ready(result, rc);
+    }
+    cx__defer_drop(&d, &ch->rx_waker);
+    ch->rx_waker = fresh;
+    ch->rx_owner = r;
+  }
+  r->registered = true;
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+  return CX_PENDING;
+}
+
+void cx_achan_recv_drop(cx_achan_recv *r) {
+  if (r == NULL || r->rx == NULL || r->done) return;
+  r->done = true;
+  if (!r->registered) return;
+  cx__achan *ch = cx__from_rx(r->rx);
+  cx__deferred d = CX__DEFERRED_INIT;
+  pthread_mutex_lock(&ch->mu);
+  cx__recv_unregister(ch, r, &d);
+  pthread_mutex_unlock(&ch->mu);
+  cx__deferred_run(&d);
+}
+
+static cx_poll cx__recv_vt_poll(void *self, cx_context *cx, void *out) {
+  return cx_achan_recv_poll((cx_achan_recv *)self, cx, (int *)out);
+}
+static void cx__recv_vt_drop(void *self) {
+  cx_achan_recv_drop((cx_achan_recv *)self);
+}
+
+const cx_future_vtable cx_achan_recv_vtable = {
+    cx__recv_vt_poll,      cx__recv_vt_drop,        NULL,
+    sizeof(cx_achan_recv), _Alignof(cx_achan_recv), sizeof(int)};
+
+/* ---- oneshot: a capacity-1 channel with a single, single-use sender ------ */
+
+int cx_oneshot_create(size_t item_size, void (*drop_item)(void *item),
+                      cx_oneshot_tx **tx, cx_oneshot_rx **rx) {
+  if (tx) *tx = NULL;
+  if (rx) *rx = NULL;
+  if (tx == NULL || rx == NULL) return CX_EINVAL;
+  cx_achan_tx *atx;
+  cx_achan_rx *arx;
+  int rc = cx_achan_create(item_size, 1, drop_item, &atx, &arx);
+  if (rc != CX_OK) return rc;
+  *tx = (cx_oneshot_tx *)atx;
+  *rx = (cx_oneshot_rx *)arx;
+  return CX_OK;
+}
+
+int cx_oneshot_send(cx_oneshot_tx *tx, const void *item) {
+  if (tx == NULL) return CX_EINVAL;
+  /* The only sender sends once into an empty slot: never CX_EAGAIN. */
+  int rc = item ? cx_achan_try_send((cx_achan_tx *)tx, item) : CX_EINVAL;
+  cx_achan_tx_drop((cx_achan_tx *)tx);
+  return rc;
+}
+
+void cx_oneshot_tx_drop(cx_oneshot_tx *tx) {
+  cx_achan_tx_drop((cx_achan_tx *)tx);
+}
+
+bool cx_oneshot_is_closed(const cx_oneshot_tx *tx) {
+  return cx_achan_is_closed((const cx_achan_tx *)tx);
+}
+
+int cx_oneshot_try_recv(cx_oneshot_rx *rx, void *item) {
+  return cx_achan_try_recv((cx_achan_rx *)rx, item);
+}
+
+int cx_oneshot_recv_blocking(cx_oneshot_rx *rx, void *item) {
+  return cx_achan_recv_blocking((cx_achan_rx *)rx, item);
+}
+
+void cx_oneshot_rx_drop(cx_oneshot_rx *rx) {
+  cx_achan_rx_drop((cx_achan_rx *)rx);
+}
