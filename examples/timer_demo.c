@@ -12,10 +12,10 @@
  *   drop(spawner);
  *   executor.run();
  *
- * Here the async block is a small state machine (a future: poll + drop),
- * the TimerFuture is cexec's cx_sleep, and no thread is started for the
- * timer: the executor parks until the deadline. Prints "howdy!", pauses
- * two seconds, prints "done!".
+ * Here the async block is a coroutine (executor/coro.h: the awaits are
+ * resume points kept in the future's state), the TimerFuture is cexec's
+ * cx_sleep, and no thread is started for the timer: the executor parks
+ * until the deadline. Prints "howdy!", pauses two seconds, prints "done!".
  *
  * Run: bazel run //examples:timer_demo
  */
@@ -23,32 +23,32 @@
 
 #include "executor/cexec.h"
 
-/* The async block's state: where it is, and what lives across the await. */
+/* The async block's state: its resume point, and what lives across the
+ * await. */
 typedef struct howdy {
-  enum { HOWDY_START, HOWDY_SLEEPING } step;
+  cx_coro co;
   cx_sleep timer;
+  int rc;
 } howdy;
 
 static cx_poll howdy_poll(void *self, cx_context *cx, void *out) {
   howdy *h = self;
   (void)out; /* no output */
-  if (h->step == HOWDY_START) {
-    printf("howdy!\n");
-    fflush(stdout);
-    cx_sleep_init_for(&h->timer, 2 * CX_NSEC_PER_SEC);
-    h->step = HOWDY_SLEEPING;
-  }
-  int rc;
-  if (cx_sleep_poll(&h->timer, cx, &rc) == CX_PENDING) return CX_PENDING;
-  if (rc != CX_OK) fprintf(stderr, "sleep: %s\n", cx_strerror(rc));
+  CX_CORO_BEGIN(&h->co);
+  printf("howdy!\n");
+  fflush(stdout);
+  cx_sleep_init_for(&h->timer, 2 * CX_NSEC_PER_SEC);
+  CX_AWAIT(&h->co, cx_sleep_poll(&h->timer, cx, &h->rc));
+  if (h->rc != CX_OK) fprintf(stderr, "sleep: %s\n", cx_strerror(h->rc));
   printf("done!\n");
-  return CX_READY;
+  CX_CORO_END(&h->co);
 }
 
-/* Called once, whether the task finished or was cancelled. */
+/* Called once, whether the task finished or was cancelled: the sleep's drop
+ * is idempotent and safe on a zeroed value. */
 static void howdy_drop(void *self) {
   howdy *h = self;
-  if (h->step == HOWDY_SLEEPING) cx_sleep_drop(&h->timer);
+  cx_sleep_drop(&h->timer);
 }
 
 static const cx_future_vtable howdy_vtable = {
@@ -64,7 +64,7 @@ int main(void) {
   }
   rc = cx_executor_spawner(executor, &spawner);
   if (rc == CX_OK) {
-    howdy task = {.step = HOWDY_START};
+    howdy task = {0}; /* zeroed: not started, nothing to drop */
     rc = cx_spawner_spawn(spawner, &howdy_vtable, &task, NULL);
     /* Drop the spawner so that the executor knows it is finished and won't
      * receive more incoming tasks to run. */
