@@ -62,16 +62,6 @@
  * acquire fence would be enough, but ThreadSanitizer does not model
  * fences). State CASes are acq_rel: the flags publish the future's state and
  * output between threads.
- *
- * Exclusive fast path. Every party that may touch the state word holds a
- * reference (a waker clone, the join handle, a queue), except the borrowed
- * waker of a poll in progress. So when the executor, outside a poll, reads
- * a count of exactly 2 (its owner reference plus the queue's or the
- * running one), nothing else can read-modify-write the word until the
- * executor itself hands out a new reference: transition_to_running,
- * transition_to_idle and finish then replace their CAS by a plain store
- * (a locked instruction saved per transition: W1 and W2 in
- * docs/performance.md). Any other count takes the CAS loop.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, condattr_setclock */
 
@@ -244,22 +234,9 @@ cx_waker cx__task_waker_ref(cx__task *t) {
 
 /* ---- executor side ----------------------------------------------------- */
 
-/* True when the executor holds every reference (see "Exclusive fast path"
- * above). Only meaningful outside a poll, on the executor's thread. */
-static inline bool cx__task_exclusive(uint64_t state) {
-  return (state >> CX__REF_SHIFT) == 2;
-}
-
 cx__action cx__task_transition_to_running(cx__task *t) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
-  if (cx__task_exclusive(cur) && !(cur & (CX__COMPLETE | CX__CANCELLED))) {
-    /* Owner + queue references only: nobody else can change the word. */
-    atomic_store_explicit(&t->state,
-                          (cur & ~(uint64_t)CX__SCHEDULED) | CX__RUNNING,
-                          memory_order_release);
-    return CX__ACT_POLL;
-  }
   do {
     if (cur & CX__COMPLETE) {
       /* Finished while queued (executor shutdown): just drop the queue ref. */
@@ -280,19 +257,6 @@ cx__action cx__task_transition_to_idle(cx__task *t) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
   cx__action act;
-  if (cx__task_exclusive(cur) && !(cur & CX__CANCELLED)) {
-    /* Owner + running references only (the poll is over, so its borrowed
-     * waker is gone): nobody else can change the word. */
-    if (cur & CX__SCHEDULED) {
-      atomic_store_explicit(&t->state, cur & ~(uint64_t)CX__RUNNING,
-                            memory_order_release);
-      return CX__ACT_RESCHEDULE;
-    }
-    atomic_store_explicit(&t->state,
-                          (cur & ~(uint64_t)CX__RUNNING) - CX__REF_ONE,
-                          memory_order_release);
-    return CX__ACT_NONE;
-  }
   do {
     if (cur & CX__CANCELLED) return CX__ACT_CANCEL; /* keep RUNNING */
     if (cur & CX__SCHEDULED) {
@@ -313,17 +277,6 @@ void cx__task_finish(cx__task *t, bool has_output) {
   uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
   uint64_t next;
   bool drop_refs_now;
-  if (cx__task_exclusive(cur)) {
-    /* Owner + running references only (so no join handle, no joiner to
-     * wake): both go now and the task is freed; the store keeps the
-     * outcome visible to dealloc (drop_output). */
-    next = (cur & ~(uint64_t)(CX__RUNNING | CX__SCHEDULED)) | CX__COMPLETE |
-           (has_output ? CX__OUTPUT : 0);
-    atomic_store_explicit(&t->state, next - 2 * CX__REF_ONE,
-                          memory_order_relaxed);
-    cx__task_dealloc(t);
-    return;
-  }
   do {
     next = (cur & ~(uint64_t)(CX__RUNNING | CX__SCHEDULED)) | CX__COMPLETE |
            (has_output ? CX__OUTPUT : 0);

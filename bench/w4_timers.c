@@ -1,0 +1,121 @@
+/*
+ * W4 timers: N = 100,000 tasks; `start` is read once before the first spawn;
+ * task i sleeps until start + 250 ms + ((i*7919) % 200) ms + (i % 1000) us,
+ * then records now - deadline.
+ *
+ * Fields: wall_ms (start until run() returns), setup_ms (start until the
+ * N-th sleep is registered, i.e. the N-th task's first poll returned
+ * Pending), p50/p99/max_late_us, early (count woken before their deadline:
+ * must be 0), cpu_ms (process CPU, user + system, over the same interval)
+ * and ns_per_op = cpu_ms / N: the CPU cost per timer.
+ */
+#define _GNU_SOURCE
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "executor/cexec.h"
+
+#include "bench/bench.h"
+
+typedef struct w4_shared {
+  int64_t *late_ns; /* per task: now - deadline */
+  uint32_t registered, done, early, errors;
+  uint64_t setup_end;
+} w4_shared;
+
+typedef struct w4_task {
+  cx_sleep sleep;
+  w4_shared *shared;
+  uint32_t index;
+  bool registered;
+} w4_task;
+
+static cx_poll w4_poll(void *self, cx_context *cx, void *out) {
+  (void)out;
+  w4_task *t = self;
+  int rc;
+  if (cx_sleep_poll(&t->sleep, cx, &rc) == CX_PENDING) {
+    if (!t->registered) {
+      t->registered = true;
+      if (++t->shared->registered == W4_N)
+        t->shared->setup_end = cx_clock_now();
+    }
+    return CX_PENDING;
+  }
+  uint64_t now = cx_clock_now();
+  uint64_t deadline = cx_sleep_deadline(&t->sleep);
+  w4_shared *sh = t->shared;
+  if (rc != CX_OK) sh->errors++;
+  if (!t->registered)
+    sh->errors++; /* ready on its first poll: setup too slow */
+  if (now < deadline) sh->early++;
+  sh->late_ns[t->index] = (int64_t)(now - deadline);
+  sh->done++;
+  return CX_READY;
+}
+
+static void w4_drop(void *self) {
+  cx_sleep_drop(&((w4_task *)self)->sleep);
+}
+
+static const cx_future_vtable w4_vtable = {
+    w4_poll, w4_drop, NULL, sizeof(w4_task), _Alignof(w4_task), 0};
+
+static int w4_cmp(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int bench_w4_timers(void) {
+  cx_executor *ex;
+  if (cx_executor_create(NULL, &ex) != CX_OK)
+    return bench_fail("W4", "cx_executor_create");
+  w4_shared sh = {0};
+  sh.late_ns = calloc(W4_N, sizeof *sh.late_ns);
+  if (sh.late_ns == NULL) return bench_fail("W4", "alloc");
+  for (uint32_t i = 0; i < W4_N; i++) sh.late_ns[i] = INT64_MIN;
+
+  uint64_t cpu0 = bench_cpu_ns();
+  uint64_t start = cx_clock_now();
+  for (uint32_t i = 0; i < W4_N; i++) {
+    w4_task st;
+    uint64_t deadline = start + 250 * CX_NSEC_PER_MSEC +
+                        (((uint64_t)i * 7919) % 200) * CX_NSEC_PER_MSEC +
+                        (uint64_t)(i % 1000) * CX_NSEC_PER_USEC;
+    cx_sleep_init_until(&st.sleep, deadline);
+    st.shared = &sh;
+    st.index = i;
+    st.registered = false;
+    int rc = cx_spawn(ex, &w4_vtable, &st, NULL);
+    if (rc != CX_OK) return bench_fail("W4", "cx_spawn #%u: %d", i, rc);
+  }
+  int rc = cx_executor_run(ex);
+  uint64_t end = cx_clock_now();
+  uint64_t cpu = bench_cpu_ns() - cpu0;
+  cx_executor_destroy(ex);
+
+  if (rc != CX_OK) return bench_fail("W4", "cx_executor_run: %d", rc);
+  if (sh.done != W4_N || sh.errors != 0)
+    return bench_fail("W4", "done %u of %u, errors %u", sh.done, W4_N,
+                      sh.errors);
+  for (uint32_t i = 0; i < W4_N; i++)
+    if (sh.late_ns[i] == INT64_MIN)
+      return bench_fail("W4", "task %u recorded nothing", i);
+  qsort(sh.late_ns, W4_N, sizeof *sh.late_ns, w4_cmp);
+  double p50 = sh.late_ns[W4_N / 2] / 1e3;
+  double p99 = sh.late_ns[(size_t)W4_N * 99 / 100] / 1e3;
+  double max = sh.late_ns[W4_N - 1] / 1e3;
+  free(sh.late_ns);
+
+  char extra[256];
+  snprintf(extra, sizeof extra,
+           ",\"setup_ms\":%.3f,\"p50_late_us\":%.1f,\"p99_late_us\":%.1f,"
+           "\"max_late_us\":%.1f,\"early\":%u,\"cpu_ms\":%.3f",
+           (sh.setup_end - start) / 1e6, p50, p99, max, sh.early, cpu / 1e6);
+  bench_print("cexec", "W4", W4_N, (double)cpu / W4_N, (end - start) / 1e6,
+              extra);
+  if (sh.early != 0)
+    return bench_fail("W4", "%u timers fired before their deadline", sh.early);
+  return 0;
+}
