@@ -34,7 +34,7 @@ static void cx__join_disarm(cx__task *t) {
             memory_order_acq_rel, memory_order_acquire))
       break; /* disarmed before completion: the slot is ours */
   }
-  cx_waker_drop(&t->join_waker);
+  cx_waker_drop(cx__task_join_slot(t));
 }
 
 void cx_join_future_init(cx_join_future *f, cx_join_handle *h, void *out,

@@ -3,9 +3,12 @@
  *
  * A task is ONE allocation:
  *
- *   +-----------------+------------------------+------------------+
- *   | cx__task header | future state (inline)  | output (inline)  |
- *   +-----------------+------------------------+------------------+
+ *   +-----------------+----------------------+----------------+-----------+
+ *   | cx__task header | future state (inline)| output (inline)| join slot |
+ *   +-----------------+----------------------+----------------+-----------+
+ *
+ * (the join-waker slot only for a task spawned with a join handle: the
+ * 56-byte header stays small for detached tasks; W6 in docs/performance.md)
  *
  * and ONE atomic 64-bit word, `state`, that packs the flags (low byte) with
  * the reference count (above bit 8). Every transition is a compare-and-swap
@@ -80,8 +83,8 @@ static size_t cx__state_align(const cx_future_vtable *vt) {
 }
 
 /* Layout: returns total size and writes the output offset. */
-static size_t cx__task_layout(const cx_future_vtable *vt, size_t *out_off,
-                              size_t *align) {
+static size_t cx__task_layout(const cx_future_vtable *vt, bool join_slot,
+                              size_t *out_off, size_t *align) {
   size_t sa = cx__state_align(vt);
   size_t state_off = cx__align_up(sizeof(cx__task), sa);
   size_t end = state_off + vt->state_size;
@@ -91,13 +94,15 @@ static size_t cx__task_layout(const cx_future_vtable *vt, size_t *out_off,
   *out_off = output_off;
   *align = sa > oa ? sa : oa;
   size_t total = output_off + vt->output_size;
+  if (join_slot)
+    total = cx__align_up(total, _Alignof(cx_waker)) + sizeof(cx_waker);
   return total;
 }
 
 cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
                           cx__scheduler *sched, bool with_handle) {
   size_t output_off, align;
-  size_t size = cx__task_layout(vt, &output_off, &align);
+  size_t size = cx__task_layout(vt, with_handle, &output_off, &align);
   cx__task *t = cx_alloc(size, align);
   if (t == NULL) return NULL;
   uint64_t refs = 2 + (with_handle ? 1 : 0);
@@ -108,9 +113,9 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   t->sched = sched;
   t->owned_prev = NULL;
   t->owned_next = NULL;
-  t->join_waker = CX_WAKER_EMPTY;
   atomic_init(&t->polls, 0);
-  t->output_offset = (uint32_t)output_off;
+  t->layout = (uint32_t)output_off | (with_handle ? CX__LAYOUT_JOIN_SLOT : 0);
+  if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
   if (vt->state_size > 0) memcpy(cx__task_state(t), state, vt->state_size);
   return t;
 }
@@ -120,10 +125,11 @@ static void cx__task_dealloc(cx__task *t) {
   const cx_future_vtable *vt = t->vtable;
   if ((s & CX__OUTPUT) && !(s & CX__OUTPUT_TAKEN) && vt->drop_output)
     vt->drop_output(cx__task_output(t));
-  cx_waker_drop(&t->join_waker);
+  cx_waker_drop(cx__task_join_slot(t)); /* NULL (no slot) is a no-op */
   cx__scheduler *sched = t->sched;
   size_t output_off, align;
-  size_t size = cx__task_layout(vt, &output_off, &align);
+  size_t size = cx__task_layout(vt, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0,
+                                &output_off, &align);
   cx_free(t, size, align);
   /* Last: the scheduler may be freed by this call. */
   sched->task_freed(sched);
@@ -131,7 +137,9 @@ static void cx__task_dealloc(cx__task *t) {
 
 void cx__task_discard(cx__task *t) {
   size_t output_off, align;
-  size_t size = cx__task_layout(t->vtable, &output_off, &align);
+  size_t size =
+      cx__task_layout(t->vtable, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0,
+                      &output_off, &align);
   cx_free(t, size, align);
 }
 
@@ -290,11 +298,11 @@ void cx__task_finish(cx__task *t, bool has_output) {
     if ((next >> CX__REF_SHIFT) == 0) cx__task_dealloc(t);
     return;
   }
-  cx_waker_wake_by_ref(&t->join_waker);
+  cx_waker_wake_by_ref(cx__task_join_slot(t));
   /* Done with the slot. If the handle is gone, its waker goes now. */
   uint64_t prev = atomic_fetch_and_explicit(
       &t->state, ~(uint64_t)CX__JOIN_WAKER, memory_order_acq_rel);
-  if (!(prev & CX__JOIN_INTEREST)) cx_waker_drop(&t->join_waker);
+  if (!(prev & CX__JOIN_INTEREST)) cx_waker_drop(cx__task_join_slot(t));
   cx__task_ref_dec_n(t, 2);
 }
 
@@ -341,7 +349,7 @@ cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
     return CX_READY;
   }
   if (cur & CX__JOIN_WAKER) {
-    if (cx_waker_will_wake(&t->join_waker, waker)) return CX_PENDING;
+    if (cx_waker_will_wake(cx__task_join_slot(t), waker)) return CX_PENDING;
     /* Disarm to get the slot back. */
     while (!atomic_compare_exchange_weak_explicit(
         &t->state, &cur, cur & ~(uint64_t)CX__JOIN_WAKER, memory_order_acq_rel,
@@ -353,7 +361,7 @@ cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
     }
   }
   /* The slot is ours: JOIN_WAKER is clear and COMPLETE was not set. */
-  int rc = cx_waker_store(&t->join_waker, waker);
+  int rc = cx_waker_store(cx__task_join_slot(t), waker);
   if (rc != CX_OK) {
     *result = rc;
     return CX_READY;
@@ -383,7 +391,7 @@ void cx__task_join_drop(cx__task *t) {
   /* The slot is ours (disarmed above, or the completer is done with it)
    * unless the completer is still waking it: it drops the waker then. */
   if (!(cur & CX__COMPLETE) || !(cur & CX__JOIN_WAKER))
-    cx_waker_drop(&t->join_waker);
+    cx_waker_drop(cx__task_join_slot(t));
   cx__task_ref_dec(t);
 }
 

@@ -238,8 +238,8 @@ TEST(FutureVtable, AcceptsValid) {
     vt.state_align = align;
     EXPECT_EQ(cx_future_vtable_check(&vt), CX_OK) << align;
   }
-  vt.state_size = 0x7fffffff;  // the largest size a task records
-  vt.output_size = 0x7fffffff;
+  vt.state_size = 0x3fffffff;  // the largest size a task records (1 GiB - 1)
+  vt.output_size = 0x3fffffff;
   EXPECT_EQ(cx_future_vtable_check(&vt), CX_OK);
 }
 
@@ -251,10 +251,10 @@ TEST(FutureVtable, RejectsBadInputs) {
     cx_future_vtable vt = {ReadyPoll, nullptr, nullptr, 8, align, 0};
     EXPECT_EQ(cx_future_vtable_check(&vt), CX_EINVAL) << align;
   }
-  cx_future_vtable big_state = {ReadyPoll, nullptr, nullptr, 0x80000000u, 0, 0};
+  cx_future_vtable big_state = {ReadyPoll, nullptr, nullptr, 0x40000000u, 0, 0};
   EXPECT_EQ(cx_future_vtable_check(&big_state), CX_EINVAL);
   cx_future_vtable big_output = {ReadyPoll, nullptr, nullptr,
-                                 0,         0,       0x80000000u};
+                                 0,         0,       0x40000000u};
   EXPECT_EQ(cx_future_vtable_check(&big_output), CX_EINVAL);
 }
 

@@ -152,7 +152,8 @@ static inline cx_poll cx_future_poll(cx_future f, cx_context *cx,
   return f.vtable->poll(f.state, cx, output);
 }
 
-/* Checks a vtable for the rules above. Returns CX_OK or CX_EINVAL. */
+/* Checks a vtable for the rules above (and sizes below 1 GiB each). Returns
+ * CX_OK or CX_EINVAL. */
 int cx_future_vtable_check(const cx_future_vtable *vt);
 
 #ifdef __cplusplus

@@ -69,11 +69,17 @@ struct cx__task {
   cx__scheduler *sched;
   cx__task *owned_prev; /* the executor's list of unfinished tasks */
   cx__task *owned_next;
-  cx_waker join_waker; /* see the JOIN_WAKER protocol in task.c */
   CX__ATOMIC(uint32_t) polls;
-  uint32_t output_offset;
-  /* future state follows at cx__task_state_offset(vtable), output after */
+  uint32_t layout; /* output offset | CX__LAYOUT_JOIN_SLOT */
+  /* future state follows at cx__task_state(t), then the output, then, for
+   * a task spawned with a join handle, the join-waker slot (see the
+   * JOIN_WAKER protocol in task.c): detached tasks do not pay for it. */
 };
+
+/* In cx__task.layout: the task has a join-waker slot (spawned with a
+ * handle). Below it, the output's offset. Sizes are capped (see
+ * cx_future_vtable_check) so the offset never reaches this bit. */
+#define CX__LAYOUT_JOIN_SLOT (1u << 31)
 
 /* What the executor does after a transition. */
 typedef enum cx__action {
@@ -98,7 +104,14 @@ static inline void *cx__task_state(cx__task *t) {
   return (char *)t + off;
 }
 static inline void *cx__task_output(cx__task *t) {
-  return (char *)t + t->output_offset;
+  return (char *)t + (t->layout & ~CX__LAYOUT_JOIN_SLOT);
+}
+/* The join-waker slot, or NULL for a task spawned without a handle. */
+static inline cx_waker *cx__task_join_slot(cx__task *t) {
+  if (!(t->layout & CX__LAYOUT_JOIN_SLOT)) return NULL;
+  size_t end = (t->layout & ~CX__LAYOUT_JOIN_SLOT) + t->vtable->output_size;
+  size_t a = CX__ALIGNOF(cx_waker);
+  return (cx_waker *)((char *)t + ((end + a - 1) & ~(a - 1)));
 }
 
 /* Frees a task that was never handed to anyone (spawn refused after the
