@@ -1,0 +1,453 @@
+/*
+ * Fuzz harness: the timer driver (timer/timer.h) against a sorted model.
+ *
+ * One cx_timers over a manual clock, 48 plain entries and 8 cx_sleep
+ * futures, each with a counting waker. Operations: register an entry
+ * (deadlines in the past, now, the future, far away; re-registering a
+ * registered entry), cancel one, advance the clock and fire, fire without
+ * advancing, refresh the cached clock, compact the heap, poll a sleep
+ * (cx_sleep_init_for / _until), drop a sleep. Wakes delivered by
+ * cx_timers_fire may themselves register, re-register or cancel entries,
+ * as real wake-ups can.
+ *
+ * Checked: every wake the driver delivers is the model's earliest
+ * registered timer by (deadline, registration order), is due (deadline <=
+ * now), and fires once; cancelled or re-registered timers never fire and
+ * their waker is dropped exactly once; after a fire nothing due is left;
+ * cx_timers_count and cx_timers_next_deadline match the model; the heap is
+ * well formed (every child ordered after its parent, back links right, the
+ * entries in it exactly the registered ones); a sleep is ready exactly when
+ * its deadline has passed (never early) and its timer fired or it was due
+ * when polled; every waker reference is accounted for at the end.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz/fuzz_harnesses.h"
+#include "fuzz/fuzz_util.h"
+#include "timer/timer.h"
+#include "waker/error.h"
+
+#define H "timer"
+#define FAIL(...) fz_fail(H, __VA_ARGS__)
+#define CHECK(cond, ...)            \
+  do {                              \
+    if (!(cond)) FAIL(__VA_ARGS__); \
+  } while (0)
+
+enum { N_ENT = 48, N_SLEEP = 8, N_REC = N_ENT + N_SLEEP };
+
+typedef struct tm_rec {
+  int id;
+  cx_timer_entry *entry; /* the entry this record's waker is registered in */
+  /* model */
+  bool registered;
+  uint64_t deadline, seq;
+  /* counting waker */
+  int64_t refs;   /* waker references alive */
+  uint64_t wakes; /* by-value wakes received */
+  uint64_t expect_wakes, drops, expect_drops;
+} tm_rec;
+
+typedef struct tm_sleep_model {
+  bool inited;
+  uint64_t deadline; /* CX_DEADLINE_NONE until resolved */
+  uint64_t duration;
+  bool fired;
+} tm_sleep_model;
+
+typedef struct tm_world {
+  fz_input in;
+  cx_timers t;
+  uint64_t now;    /* the manual clock */
+  uint64_t cached; /* model of t.now */
+  uint64_t next_seq;
+  cx_timer_entry ent[N_ENT];
+  cx_sleep sl[N_SLEEP];
+  tm_sleep_model sm[N_SLEEP];
+  tm_rec rec[N_REC];
+  bool firing;
+  uint64_t fire_now;
+  size_t fired_in_call;
+  int depth;
+} tm_world;
+
+static tm_world *g_tw;
+
+static uint64_t tm_clock(void *ctx) { return ((tm_world *)ctx)->now; }
+
+/* ---- counting wakers --------------------------------------------------- */
+
+static void tm_on_fire(tm_world *w, tm_rec *r);
+
+static int tm_clone(const void *data, cx_waker *out);
+static void tm_wake(const void *data) {
+  tm_rec *r = (tm_rec *)data;
+  r->wakes++;
+  r->refs--;
+  CHECK(r->refs >= 0, "waker %d: more releases than references", r->id);
+  tm_on_fire(g_tw, r);
+}
+static void tm_wake_by_ref(const void *data) {
+  (void)data;
+  FAIL("the driver woke a waker by reference");
+}
+static void tm_drop(const void *data) {
+  tm_rec *r = (tm_rec *)data;
+  r->drops++;
+  r->refs--;
+  CHECK(r->refs >= 0, "waker %d: more releases than references", r->id);
+}
+static const cx_waker_vtable tm_vt = {tm_clone, tm_wake, tm_wake_by_ref,
+                                      tm_drop};
+static int tm_clone(const void *data, cx_waker *out) {
+  tm_rec *r = (tm_rec *)data;
+  r->refs++;
+  out->vtable = &tm_vt;
+  out->data = r;
+  return CX_OK;
+}
+static cx_waker tm_new_waker(tm_rec *r) {
+  r->refs++;
+  cx_waker w = {&tm_vt, r};
+  return w;
+}
+
+/* ---- the model ---------------------------------------------------------- */
+
+static bool before(const tm_rec *a, const tm_rec *b) {
+  if (a->deadline != b->deadline) return a->deadline < b->deadline;
+  return a->seq < b->seq;
+}
+
+FZ_NO_COVERAGE static tm_rec *m_min(tm_world *w) {
+  tm_rec *m = NULL;
+  for (int i = 0; i < N_REC; i++)
+    if (w->rec[i].registered && (m == NULL || before(&w->rec[i], m)))
+      m = &w->rec[i];
+  return m;
+}
+
+FZ_NO_COVERAGE static size_t m_count(tm_world *w) {
+  size_t n = 0;
+  for (int i = 0; i < N_REC; i++) n += w->rec[i].registered;
+  return n;
+}
+
+/* A registration ends by being cancelled (its waker dropped). */
+static void m_unregister_dropped(tm_rec *r) {
+  if (!r->registered) return;
+  r->registered = false;
+  r->expect_drops++;
+}
+
+static void m_register(tm_world *w, tm_rec *r, uint64_t deadline) {
+  m_unregister_dropped(r);
+  r->registered = true;
+  r->deadline = deadline;
+  r->seq = w->next_seq++;
+}
+
+/* ---- the heap walk ------------------------------------------------------ */
+
+FZ_NO_COVERAGE static int rec_of_entry(tm_world *w, const cx_timer_entry *e) {
+  if (e >= w->ent && e < w->ent + N_ENT) return (int)(e - w->ent);
+  for (int k = 0; k < N_SLEEP; k++)
+    if (e == &w->sl[k].entry) return N_ENT + k;
+  return -1;
+}
+
+FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
+  bool seen[N_REC] = {false};
+  size_t n = 0;
+  const cx_timer_entry *stack[N_REC + 1];
+  int sp = 0;
+  if (w->t.root) {
+    CHECK(w->t.root->prev == NULL && w->t.root->next == NULL,
+          "%s: heap root has siblings or a parent", where);
+    stack[sp++] = w->t.root;
+  }
+  while (sp > 0) {
+    const cx_timer_entry *e = stack[--sp];
+    int id = rec_of_entry(w, e);
+    CHECK(id >= 0, "%s: heap holds an unknown entry", where);
+    CHECK(!seen[id], "%s: entry %d in the heap twice (cycle?)", where, id);
+    seen[id] = true;
+    n++;
+    CHECK(n <= N_REC, "%s: heap larger than the entries", where);
+    tm_rec *r = &w->rec[id];
+    CHECK(r->registered, "%s: entry %d in the heap but not registered", where,
+          id);
+    CHECK(e->deadline == r->deadline && e->seq == r->seq,
+          "%s: entry %d has the wrong deadline/seq", where, id);
+    CHECK(e->driver == &w->t, "%s: entry %d in the heap without its driver",
+          where, id);
+    const cx_timer_entry *prev = e;
+    for (const cx_timer_entry *c = e->child; c; c = c->next) {
+      CHECK(c->prev == prev, "%s: broken back link under entry %d", where, id);
+      int cid = rec_of_entry(w, c);
+      CHECK(cid >= 0 && !before(&w->rec[cid], r),
+            "%s: entry %d ordered before its parent %d", where, cid, id);
+      CHECK(sp < N_REC, "%s: heap walk overflow", where);
+      stack[sp++] = c;
+      prev = c;
+    }
+  }
+  CHECK(n == m_count(w) && n == cx_timers_count(&w->t),
+        "%s: heap holds %zu entries, count %zu, model %zu", where, n,
+        cx_timers_count(&w->t), m_count(w));
+  for (int i = 0; i < N_REC; i++) {
+    CHECK(seen[i] == w->rec[i].registered,
+          "%s: registered entry %d missing from the heap", where, i);
+    if (i < N_ENT)
+      CHECK((w->ent[i].driver != NULL) == w->rec[i].registered,
+            "%s: entry %d driver link wrong", where, i);
+  }
+}
+
+FZ_NO_COVERAGE static void check_all(tm_world *w, const char *where) {
+  tm_rec *m = m_min(w);
+  uint64_t nd = cx_timers_next_deadline(&w->t);
+  CHECK(nd == (m ? m->deadline : CX_DEADLINE_NONE),
+        "%s: next deadline %llu, model %llu", where, (unsigned long long)nd,
+        (unsigned long long)(m ? m->deadline : CX_DEADLINE_NONE));
+  CHECK(w->t.now == w->cached, "%s: cached clock %llu, model %llu", where,
+        (unsigned long long)w->t.now, (unsigned long long)w->cached);
+  check_heap(w, where);
+  for (int i = 0; i < N_REC; i++) {
+    tm_rec *r = &w->rec[i];
+    CHECK(r->refs == (r->registered ? 1 : 0),
+          "%s: waker %d has %lld references, model %d", where, i,
+          (long long)r->refs, r->registered);
+    CHECK(r->wakes == r->expect_wakes && r->drops == r->expect_drops,
+          "%s: waker %d woken %llu / dropped %llu times, model %llu / %llu",
+          where, i, (unsigned long long)r->wakes, (unsigned long long)r->drops,
+          (unsigned long long)r->expect_wakes,
+          (unsigned long long)r->expect_drops);
+  }
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+static uint64_t pick_deadline(tm_world *w) {
+  uint8_t b = fz_u8(&w->in);
+  switch (b >> 6) {
+    case 0: return w->now + (b & 63) * 10; /* ties are likely */
+    case 1: return w->now >= (uint64_t)(b & 63) * 10 ? w->now - (b & 63) * 10
+                                                     : 0; /* already due */
+    case 2: return w->now + (uint64_t)(b & 63) * 1000 + 5;
+    default:
+      return (b & 1) ? UINT64_MAX - (b & 62) : w->now + (b & 62) * 100000;
+  }
+}
+
+static void op_register(tm_world *w, int i) {
+  tm_rec *r = &w->rec[i];
+  uint64_t d = pick_deadline(w);
+  cx_waker wk = tm_new_waker(r);
+  m_register(w, r, d);
+  int rc = cx_timers_register(&w->t, &w->ent[i], d, &wk);
+  CHECK(rc == CX_OK && cx_waker_is_empty(&wk), "register gave %s",
+        cx_err_name(rc));
+  CHECK(!w->ent[i].fired, "registered entry marked fired");
+}
+
+static void op_cancel(tm_world *w, int i) {
+  tm_rec *r = &w->rec[i];
+  bool was = r->registered;
+  m_unregister_dropped(r);
+  bool rc = cx_timer_entry_cancel(&w->ent[i]);
+  CHECK(rc == was, "cancel of entry %d returned %d, model %d", i, rc, was);
+}
+
+static void tm_on_fire(tm_world *w, tm_rec *r) {
+  CHECK(w->firing, "waker %d woken outside cx_timers_fire", r->id);
+  tm_rec *m = m_min(w);
+  CHECK(r->registered, "entry %d fired although not registered (cancelled "
+                       "or fired before)", r->id);
+  CHECK(m == r, "entry %d fired out of order: entry %d (deadline %llu, "
+                "seq %llu) is earlier than it (deadline %llu, seq %llu)",
+        r->id, m->id, (unsigned long long)m->deadline,
+        (unsigned long long)m->seq, (unsigned long long)r->deadline,
+        (unsigned long long)r->seq);
+  CHECK(r->deadline <= w->fire_now,
+        "entry %d fired before its deadline (%llu > now %llu)", r->id,
+        (unsigned long long)r->deadline, (unsigned long long)w->fire_now);
+  CHECK(r->entry->fired && r->entry->driver == NULL,
+        "entry %d woken while still registered or not marked fired", r->id);
+  r->registered = false;
+  r->expect_wakes++;
+  w->fired_in_call++;
+  if (r->id >= N_ENT) w->sm[r->id - N_ENT].fired = true;
+  /* A wake-up may register or cancel timers (not nested too deep). */
+  if (w->depth > 4) return;
+  w->depth++;
+  uint8_t b = fz_u8(&w->in);
+  int j = (b >> 2) % N_ENT;
+  switch (b & 3) {
+    case 1: op_register(w, j); break;
+    case 2: op_cancel(w, j); break;
+    case 3:
+      if (r->id < N_ENT) op_register(w, r->id);
+      break;
+    default: break;
+  }
+  w->depth--;
+}
+
+static void op_fire(tm_world *w) {
+  w->firing = true;
+  w->fire_now = w->now;
+  w->fired_in_call = 0;
+  size_t n = cx_timers_fire(&w->t, w->now);
+  w->firing = false;
+  CHECK(n == w->fired_in_call, "fire returned %zu, %zu wakes were delivered",
+        n, w->fired_in_call);
+  tm_rec *m = m_min(w);
+  CHECK(m == NULL || m->deadline > w->now,
+        "entry %d (deadline %llu) is due at %llu but did not fire",
+        m ? m->id : -1, (unsigned long long)(m ? m->deadline : 0),
+        (unsigned long long)w->now);
+}
+
+static void op_sleep_poll(tm_world *w, int k) {
+  cx_sleep *s = &w->sl[k];
+  tm_sleep_model *sm = &w->sm[k];
+  tm_rec *r = &w->rec[N_ENT + k];
+  uint8_t b = fz_u8(&w->in);
+  if (!sm->inited) {
+    if (b & 1) {
+      sm->duration = (uint64_t)(b >> 1) * 20;
+      sm->deadline = CX_DEADLINE_NONE;
+      cx_sleep_init_for(s, sm->duration);
+    } else {
+      sm->deadline = pick_deadline(w);
+      if (sm->deadline == CX_DEADLINE_NONE) sm->deadline--;
+      sm->duration = 0;
+      cx_sleep_init_until(s, sm->deadline);
+    }
+    sm->inited = true;
+    sm->fired = false;
+  }
+  /* The model of cx_sleep_poll. */
+  bool want_ready;
+  if (sm->fired) {
+    want_ready = true;
+  } else {
+    if (sm->deadline == CX_DEADLINE_NONE) {
+      w->cached = w->now; /* sleep_for reads the clock on its first poll */
+      sm->deadline = sm->duration > CX_DEADLINE_NONE - 1 - w->cached
+                         ? CX_DEADLINE_NONE - 1
+                         : w->cached + sm->duration;
+    }
+    if (sm->deadline <= w->cached) {
+      m_unregister_dropped(r);
+      sm->fired = true;
+      want_ready = true;
+    } else {
+      if (!r->registered) m_register(w, r, sm->deadline);
+      want_ready = false;
+    }
+  }
+  cx_waker wk = tm_new_waker(r); /* the "task" waker, borrowed by the poll */
+  cx_context cx = {&wk, NULL, &w->t};
+  int res = -1;
+  cx_poll p = cx_sleep_poll(s, &cx, &res);
+  cx_waker_drop(&wk);
+  r->drops--; /* that drop was ours, not the driver's */
+  CHECK((p == CX_READY) == want_ready, "sleep %d: poll gave %s, model %s", k,
+        p == CX_READY ? "READY" : "PENDING", want_ready ? "READY" : "PENDING");
+  CHECK(cx_sleep_deadline(s) == sm->deadline, "sleep %d: deadline %llu, "
+        "model %llu", k, (unsigned long long)cx_sleep_deadline(s),
+        (unsigned long long)sm->deadline);
+  if (p == CX_READY) {
+    CHECK(res == CX_OK, "sleep %d ready with %s", k, cx_err_name(res));
+    CHECK(sm->deadline <= w->now, "sleep %d ready before its deadline", k);
+    sm->inited = false; /* a finished sleep is re-initialised next time */
+  }
+  /* Without a timer driver: CX_ENOTSUP. */
+  if (b & 0x80) {
+    cx_sleep other;
+    cx_sleep_init_for(&other, 5);
+    cx_waker nw = cx_waker_noop();
+    cx_context nc = {&nw, NULL, NULL};
+    CHECK(cx_sleep_poll(&other, &nc, &res) == CX_READY && res == CX_ENOTSUP,
+          "sleep without a driver");
+    cx_sleep_drop(&other);
+  }
+}
+
+static void op_sleep_drop(tm_world *w, int k) {
+  m_unregister_dropped(&w->rec[N_ENT + k]);
+  cx_sleep_drop(&w->sl[k]);
+  cx_sleep_drop(&w->sl[k]); /* idempotent */
+  w->sm[k].inited = false;
+}
+
+int cx_fuzz_timer(const uint8_t *data, size_t size) {
+  tm_world *w = calloc(1, sizeof *w);
+  if (w == NULL) return 0;
+  g_tw = w;
+  fz_input_init(&w->in, data, size);
+  w->now = 1000000;
+  cx_timers_init(&w->t, tm_clock, w);
+  w->cached = w->now;
+  for (int i = 0; i < N_REC; i++) {
+    w->rec[i].id = i;
+    w->rec[i].entry = i < N_ENT ? &w->ent[i] : &w->sl[i - N_ENT].entry;
+  }
+  for (int i = 0; i < N_ENT; i++) cx_timer_entry_init(&w->ent[i]);
+  for (int k = 0; k < N_SLEEP; k++) cx_sleep_init_for(&w->sl[k], 0);
+  check_all(w, "init");
+
+  while (fz_more(&w->in)) {
+    uint8_t op = fz_u8(&w->in);
+    uint8_t a = fz_u8(&w->in);
+    switch (op % 10) {
+      case 0:
+      case 1:
+        op_register(w, a % N_ENT);
+        break;
+      case 2: op_cancel(w, a % N_ENT); break;
+      case 3: /* advance the clock, then fire */
+        w->now += (uint64_t)a * ((op & 0x80) ? 1000 : 7);
+        op_fire(w);
+        break;
+      case 4: op_fire(w); break;
+      case 5: /* refresh the cached clock reading */
+        w->now += (uint64_t)(a & 15);
+        w->cached = w->now;
+        CHECK(cx_timers_now(&w->t) == w->now, "cx_timers_now");
+        break;
+      case 6: cx_timers_compact(&w->t); break;
+      case 7: op_sleep_poll(w, a % N_SLEEP); break;
+      case 8: op_sleep_drop(w, a % N_SLEEP); break;
+      default: { /* bad arguments leave everything as it was */
+        cx_waker wk = tm_new_waker(&w->rec[a % N_ENT]);
+        CHECK(cx_timers_register(NULL, &w->ent[0], 1, &wk) == CX_EINVAL &&
+                  cx_timers_register(&w->t, NULL, 1, &wk) == CX_EINVAL &&
+                  cx_timers_register(&w->t, &w->ent[0], 1, NULL) == CX_EINVAL,
+              "register with NULL");
+        CHECK(!cx_waker_is_empty(&wk), "failed register took the waker");
+        cx_waker_drop(&wk);
+        w->rec[a % N_ENT].drops--;
+        CHECK(!cx_timer_entry_cancel(NULL), "cancel NULL");
+        cx_timers_compact(NULL);
+        break;
+      }
+    }
+    check_all(w, "op");
+  }
+
+  /* Everything still registered is cancelled (or fires, if due). */
+  op_fire(w);
+  for (int i = 0; i < N_ENT; i++) op_cancel(w, i);
+  for (int k = 0; k < N_SLEEP; k++) op_sleep_drop(w, k);
+  check_all(w, "end");
+  CHECK(cx_timers_count(&w->t) == 0 && w->t.root == NULL, "driver not empty");
+  g_tw = NULL;
+  free(w);
+  return 0;
+}
