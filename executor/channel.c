@@ -28,8 +28,12 @@ typedef struct cx__channel {
   unsigned char *buf;
 } cx__channel;
 
-static cx__channel *cx__ch_tx(cx_sender *tx) { return (cx__channel *)tx; }
-static cx__channel *cx__ch_rx(cx_receiver *rx) { return (cx__channel *)rx; }
+static cx__channel *cx__ch_tx(cx_sender *tx) {
+  return (cx__channel *)tx;
+}
+static cx__channel *cx__ch_rx(cx_receiver *rx) {
+  return (cx__channel *)rx;
+}
 
 static size_t cx__ch_bytes(size_t item_size, size_t capacity) {
   return item_size * capacity;

@@ -78,7 +78,9 @@ struct cx_executor {
 
 static _Thread_local cx_executor *cx__current;
 
-cx_executor *cx_executor_current(void) { return cx__current; }
+cx_executor *cx_executor_current(void) {
+  return cx__current;
+}
 
 /* ---- lifetime ---------------------------------------------------------- */
 
@@ -443,8 +445,8 @@ static int cx__spawn_check(const cx_future_vtable *vt, const void *state) {
   return CX_OK;
 }
 
-int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable,
-             const void *state, cx_join_handle **handle) {
+int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable, const void *state,
+             cx_join_handle **handle) {
   if (handle) *handle = NULL;
   if (ex == NULL) return CX_EINVAL;
   int rc = cx__spawn_check(vtable, state);
@@ -558,7 +560,9 @@ int cx_block_on(const cx_future_vtable *vtable, const void *state, void *out,
 
 /* A spawner is the executor pointer under another type: the count of live
  * spawners is kept in the executor, so cloning allocates nothing. */
-static cx_executor *cx__spawner_ex(cx_spawner *sp) { return (cx_executor *)sp; }
+static cx_executor *cx__spawner_ex(cx_spawner *sp) {
+  return (cx_executor *)sp;
+}
 
 int cx_executor_spawner(cx_executor *ex, cx_spawner **out) {
   if (out) *out = NULL;
@@ -699,7 +703,8 @@ int cx_executor_debug_check(cx_executor *ex, const char **why) {
        t = t->next)
     remote_spawned++;
   long r1 = cx__check_queue(ex->remote_head, remote_woken, why);
-  long r2 = r1 < 0 ? -1 : cx__check_queue(ex->spawned_head, remote_spawned, why);
+  long r2 =
+      r1 < 0 ? -1 : cx__check_queue(ex->spawned_head, remote_spawned, why);
   bool len_ok = remote_woken + remote_spawned == ex->remote_len;
   pthread_mutex_unlock(&ex->mu);
   if (r1 < 0 || r2 < 0) return CX_EINVAL;
@@ -745,11 +750,12 @@ int cx_executor_debug_check(cx_executor *ex, const char **why) {
   return CX_OK;
 }
 
-int cx_join_handle_debug_info(const cx_join_handle *h, cx_task_debug_info *out) {
+int cx_join_handle_debug_info(const cx_join_handle *h,
+                              cx_task_debug_info *out) {
   if (h == NULL || out == NULL) return CX_EINVAL;
   const cx__task *t = cx__task_from_handle(h);
-  uint64_t s = atomic_load_explicit(&((cx__task *)t)->state,
-                                    memory_order_acquire);
+  uint64_t s =
+      atomic_load_explicit(&((cx__task *)t)->state, memory_order_acquire);
   out->refs = s >> CX__REF_SHIFT;
   out->scheduled = (s & CX__SCHEDULED) != 0;
   out->running = (s & CX__RUNNING) != 0;
@@ -757,8 +763,8 @@ int cx_join_handle_debug_info(const cx_join_handle *h, cx_task_debug_info *out) 
   out->cancelled = (s & CX__CANCELLED) != 0;
   out->has_output = (s & CX__OUTPUT) != 0;
   out->join_waker = (s & CX__JOIN_WAKER) != 0;
-  out->polls = atomic_load_explicit(&((cx__task *)t)->polls,
-                                    memory_order_relaxed);
+  out->polls =
+      atomic_load_explicit(&((cx__task *)t)->polls, memory_order_relaxed);
   return CX_OK;
 }
 

@@ -70,8 +70,8 @@ int cx_executor_destroy(cx_executor *ex);
  * caller still owns `state`): CX_EINVAL (ex or vtable NULL, bad vtable,
  * state NULL with a nonzero size), CX_ENOMEM, CX_ESHUTDOWN.
  */
-int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable,
-             const void *state, cx_join_handle **handle);
+int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable, const void *state,
+             cx_join_handle **handle);
 
 /*
  * Drives the executor until every task has finished and every spawner has

@@ -76,7 +76,9 @@
 #include "waker/alloc.h"
 #include "waker/error.h"
 
-static size_t cx__align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static size_t cx__align_up(size_t n, size_t a) {
+  return (n + a - 1) & ~(a - 1);
+}
 
 static size_t cx__state_align(const cx_future_vtable *vt) {
   return vt->state_align ? vt->state_align : _Alignof(max_align_t);
@@ -137,9 +139,8 @@ static void cx__task_dealloc(cx__task *t) {
 
 void cx__task_discard(cx__task *t) {
   size_t output_off, align;
-  size_t size =
-      cx__task_layout(t->vtable, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0,
-                      &output_off, &align);
+  size_t size = cx__task_layout(
+      t->vtable, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0, &output_off, &align);
   cx_free(t, size, align);
 }
 
@@ -163,7 +164,9 @@ void cx__task_ref_dec_n(cx__task *t, uint64_t n) {
   }
 }
 
-void cx__task_ref_dec(cx__task *t) { cx__task_ref_dec_n(t, 1); }
+void cx__task_ref_dec(cx__task *t) {
+  cx__task_ref_dec_n(t, 1);
+}
 
 void cx__task_debug_add_refs(cx__task *t, uint64_t refs) {
   atomic_fetch_add_explicit(&t->state, refs * CX__REF_ONE,
@@ -205,9 +208,8 @@ void cx__task_wake_by_val(cx__task *t) {
     } else {
       next = cur | CX__SCHEDULED; /* our reference becomes the queue's */
     }
-    if (atomic_compare_exchange_weak_explicit(&t->state, &cur, next,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
+    if (atomic_compare_exchange_weak_explicit(
+            &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire))
       break;
   }
   if (!(cur & CX__RUNNING)) t->sched->schedule(t->sched, t);

@@ -264,8 +264,10 @@ void cx_sleep_drop(cx_sleep *s) {
 static cx_poll cx__sleep_vt_poll(void *self, cx_context *cx, void *out) {
   return cx_sleep_poll((cx_sleep *)self, cx, (int *)out);
 }
-static void cx__sleep_vt_drop(void *self) { cx_sleep_drop((cx_sleep *)self); }
+static void cx__sleep_vt_drop(void *self) {
+  cx_sleep_drop((cx_sleep *)self);
+}
 
 const cx_future_vtable cx_sleep_vtable = {
-    cx__sleep_vt_poll, cx__sleep_vt_drop, NULL,
+    cx__sleep_vt_poll, cx__sleep_vt_drop,  NULL,
     sizeof(cx_sleep),  _Alignof(cx_sleep), sizeof(int)};

@@ -96,7 +96,9 @@ void cx_timers_compact(cx_timers *t);
  * deadline <= now fire in the same call. */
 size_t cx_timers_fire(cx_timers *t, uint64_t now);
 
-static inline size_t cx_timers_count(const cx_timers *t) { return t->count; }
+static inline size_t cx_timers_count(const cx_timers *t) {
+  return t->count;
+}
 
 /*
  * The sleep future. Output: an int, CX_OK when the deadline has passed, or

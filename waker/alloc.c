@@ -19,8 +19,7 @@ static void cx__default_free(void *ctx, void *ptr, size_t size, size_t align) {
   free(ptr);
 }
 
-static cx_allocator cx__allocator = {cx__default_alloc, cx__default_free,
-                                     NULL};
+static cx_allocator cx__allocator = {cx__default_alloc, cx__default_free, NULL};
 
 int cx_set_allocator(const cx_allocator *a) {
   if (a == NULL) {
@@ -34,7 +33,9 @@ int cx_set_allocator(const cx_allocator *a) {
   return CX_OK;
 }
 
-cx_allocator cx_get_allocator(void) { return cx__allocator; }
+cx_allocator cx_get_allocator(void) {
+  return cx__allocator;
+}
 
 void *cx_alloc(size_t size, size_t align) {
   if (size == 0 || align == 0 || (align & (align - 1)) != 0 || align > 64)

@@ -41,7 +41,8 @@ cx_allocator cx_get_allocator(void);
  * Returns NULL on failure or for size 0. */
 void *cx_alloc(size_t size, size_t align);
 
-/* Free a block from cx_alloc() with the same size and align. NULL is a no-op. */
+/* Free a block from cx_alloc() with the same size and align. NULL is a no-op.
+ */
 void cx_free(void *ptr, size_t size, size_t align);
 
 #ifdef __cplusplus

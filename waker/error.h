@@ -17,18 +17,18 @@ extern "C" {
 #endif
 
 /* The one table of errors: name, value, message. */
-#define CX_ERRNO_MAP(XX)                                                      \
-  XX(EINVAL, -22, "invalid argument")                                         \
-  XX(ENOMEM, -12, "out of memory")                                            \
-  XX(EAGAIN, -11, "operation would block")                                    \
-  XX(EBUSY, -16, "executor is already running")                               \
-  XX(EPIPE, -32, "the other side of the channel is disconnected")             \
-  XX(EDEADLK, -35, "no task can make progress")                               \
-  XX(EOVERFLOW, -75, "reference count would overflow")                        \
-  XX(ENOTSUP, -95, "operation not supported in this context")                 \
-  XX(ESHUTDOWN, -108, "executor has shut down")                               \
-  XX(ETIMEDOUT, -110, "timed out")                                            \
-  XX(EALREADY, -114, "already done")                                          \
+#define CX_ERRNO_MAP(XX)                                          \
+  XX(EINVAL, -22, "invalid argument")                             \
+  XX(ENOMEM, -12, "out of memory")                                \
+  XX(EAGAIN, -11, "operation would block")                        \
+  XX(EBUSY, -16, "executor is already running")                   \
+  XX(EPIPE, -32, "the other side of the channel is disconnected") \
+  XX(EDEADLK, -35, "no task can make progress")                   \
+  XX(EOVERFLOW, -75, "reference count would overflow")            \
+  XX(ENOTSUP, -95, "operation not supported in this context")     \
+  XX(ESHUTDOWN, -108, "executor has shut down")                   \
+  XX(ETIMEDOUT, -110, "timed out")                                \
+  XX(EALREADY, -114, "already done")                              \
   XX(ECANCELED, -125, "task was cancelled")
 
 typedef enum cx_error {

@@ -49,10 +49,12 @@ int cx_waker_store(cx_waker *slot, const cx_waker *w) {
 }
 
 static int cx__noop_clone(const void *data, cx_waker *out);
-static void cx__noop_fn(const void *data) { (void)data; }
+static void cx__noop_fn(const void *data) {
+  (void)data;
+}
 
-static const cx_waker_vtable cx__noop_vtable = {
-    cx__noop_clone, cx__noop_fn, cx__noop_fn, cx__noop_fn};
+static const cx_waker_vtable cx__noop_vtable = {cx__noop_clone, cx__noop_fn,
+                                                cx__noop_fn, cx__noop_fn};
 
 static int cx__noop_clone(const void *data, cx_waker *out) {
   out->vtable = &cx__noop_vtable;

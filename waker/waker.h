@@ -76,7 +76,8 @@ void cx_waker_wake(cx_waker *w);
 /* Wakes w's target; w stays valid. NULL or empty is a no-op. */
 void cx_waker_wake_by_ref(const cx_waker *w);
 
-/* Drops w's reference without waking; w is empty afterwards. NULL is a no-op. */
+/* Drops w's reference without waking; w is empty afterwards. NULL is a no-op.
+ */
 void cx_waker_drop(cx_waker *w);
 
 /* True when waking a and b would wake the same target (same vtable and

@@ -21,7 +21,7 @@ static void add_later_drop(void *self) {
 }
 
 static const cx_future_vtable add_later_vtable = {
-    add_later_poll, add_later_drop, NULL,
+    add_later_poll,    add_later_drop,      NULL,
     sizeof(add_later), _Alignof(add_later), sizeof(int)};
 
 int main(void) {
