@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 HARNESSES=("$@")
 if [ ${#HARNESSES[@]} -eq 0 ]; then
-  HARNESSES=(task_lifecycle channel timer)
+  HARNESSES=(task_lifecycle channel timer async_channel)
 fi
 
 # Longest input per harness: enough for a few hundred operations.
@@ -31,6 +31,7 @@ max_len() {
     task_lifecycle) echo 1024 ;;
     channel) echo 512 ;;
     timer) echo 1024 ;;
+    async_channel) echo 1024 ;;
     *) echo 1024 ;;
   esac
 }
