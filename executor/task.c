@@ -397,6 +397,26 @@ void cx__task_join_drop(cx__task *t) {
   cx__task_ref_dec(t);
 }
 
+void cx__task_join_withdraw(cx__task *t) {
+  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+  for (;;) {
+    if (cur & CX__COMPLETE) {
+      /* While JOIN_WAKER is set the completer is waking the slot: leave it
+       * (released when the handle goes or the task is freed). Once it is
+       * clear, the completer is done and the slot is the handle's. */
+      if (cur & CX__JOIN_WAKER) return;
+      break;
+    }
+    /* Before completion: disarm, with a CAS that fails if COMPLETE shows
+     * up meanwhile. */
+    if (atomic_compare_exchange_weak_explicit(
+            &t->state, &cur, cur & ~(uint64_t)CX__JOIN_WAKER,
+            memory_order_acq_rel, memory_order_acquire))
+      break;
+  }
+  cx_waker_drop(cx__task_join_slot(t));
+}
+
 /* ---- public join handle API ------------------------------------------- */
 
 cx_poll cx_join_handle_poll(cx_join_handle *h, cx_context *cx, int *result,

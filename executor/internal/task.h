@@ -152,6 +152,9 @@ int cx__task_cancel(cx__task *t);
 cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
                            void *out, size_t out_size);
 void cx__task_join_drop(cx__task *t);
+/* Takes the joiner's waker back out of the slot without giving up the
+ * handle: what cx__task_join_drop does to the slot. Handle owner only. */
+void cx__task_join_withdraw(cx__task *t);
 
 static inline uint64_t cx__task_refs(const cx__task *t) {
   return CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT;
