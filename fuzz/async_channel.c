@@ -812,14 +812,7 @@ int cx_fuzz_async_channel(const uint8_t *data, size_t size) {
     op_try_recv(w);
     do_rx_drop(w);
   }
-  CHECK(w->sent == w->received + w->dropped,
-        "%llu items sent, %llu received, %llu dropped",
-        (unsigned long long)w->sent, (unsigned long long)w->received,
-        (unsigned long long)w->dropped);
-  fz_alloc_stats as = fz_alloc_stats_get();
-  CHECK(as.live == 0 && as.live_bytes == 0, "%lld blocks leaked",
-        (long long)as.live);
-  fz_alloc_uninstall();
+  fz_finish_items_and_memory(H, w->sent, w->received, w->dropped);
   g_w = NULL;
   free(w);
   return 0;

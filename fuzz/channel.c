@@ -336,14 +336,7 @@ int cx_fuzz_channel(const uint8_t *data, size_t size) {
     drop_receiver(w, c);
     check_all(w, "teardown");
   }
-  CHECK(w->sent == w->received + w->dropped,
-        "%llu items sent, %llu received, %llu dropped",
-        (unsigned long long)w->sent, (unsigned long long)w->received,
-        (unsigned long long)w->dropped);
-  fz_alloc_stats as = fz_alloc_stats_get();
-  CHECK(as.live == 0 && as.live_bytes == 0, "%lld blocks leaked",
-        (long long)as.live);
-  fz_alloc_uninstall();
+  fz_finish_items_and_memory(H, w->sent, w->received, w->dropped);
   g_cw = NULL;
   free(w);
   return 0;

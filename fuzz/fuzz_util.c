@@ -119,6 +119,18 @@ void fz_alloc_uninstall(void) {
   atomic_store(&fz__fail_next, 0);
 }
 
+void fz_finish_items_and_memory(const char *harness, uint64_t sent,
+                                uint64_t received, uint64_t dropped) {
+  if (sent != received + dropped)
+    fz_fail(harness, "%llu items sent, %llu received, %llu dropped",
+            (unsigned long long)sent, (unsigned long long)received,
+            (unsigned long long)dropped);
+  fz_alloc_stats as = fz_alloc_stats_get();
+  if (as.live != 0 || as.live_bytes != 0)
+    fz_fail(harness, "%lld blocks leaked", (long long)as.live);
+  fz_alloc_uninstall();
+}
+
 void fz_alloc_fail_in(uint64_t k) {
   atomic_store(&fz__fail_next, k == 0 ? 0 : atomic_load(&fz__attempts) + k);
 }

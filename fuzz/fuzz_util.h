@@ -78,6 +78,11 @@ typedef struct fz_alloc_stats {
 void fz_alloc_install(uint64_t fail_at);
 /* Restores cexec's default allocator. */
 void fz_alloc_uninstall(void);
+/* The end of a channel harness's run: checks sent == received + dropped
+ * and that no block is live, then uninstalls the allocator. Fails (through
+ * fz_fail, under `harness`) on a mismatch. */
+void fz_finish_items_and_memory(const char *harness, uint64_t sent,
+                                uint64_t received, uint64_t dropped);
 /* Fails the allocation attempt `k` attempts from now (k = 1: the next one);
  * 0 cancels. */
 void fz_alloc_fail_in(uint64_t k);
