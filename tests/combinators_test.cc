@@ -15,64 +15,19 @@
 
 namespace {
 
+using cxtest::Countdown;
 using cxtest::CountingWaker;
+using cxtest::kCountdownVt;
+using cxtest::kNeverVt;
 using cxtest::ManualClock;
+using cxtest::Never;
 using cxtest::ScopedCountingAllocator;
+using cxtest::Stats;
 
 constexpr uint64_t kMs = CX_NSEC_PER_MSEC;
 
 // ---- test futures
 // ------------------------------------------------------------
-
-struct Stats {
-  int polls = 0;
-  int drops = 0;
-};
-
-// Ready with `value` after `remaining` pending polls (it wakes itself).
-struct Countdown {
-  int remaining;
-  int value;
-  Stats *stats;
-};
-cx_poll CountdownPoll(void *self, cx_context *cx, void *out) {
-  auto *c = static_cast<Countdown *>(self);
-  if (c->stats) c->stats->polls++;
-  if (c->remaining <= 0) {
-    *static_cast<int *>(out) = c->value;
-    return CX_READY;
-  }
-  c->remaining--;
-  cx_waker_wake_by_ref(cx->waker);
-  return CX_PENDING;
-}
-void CountdownDrop(void *self) {
-  auto *c = static_cast<Countdown *>(self);
-  if (c->stats) c->stats->drops++;
-}
-const cx_future_vtable kCountdownVt = {
-    CountdownPoll,     CountdownDrop,      nullptr,
-    sizeof(Countdown), alignof(Countdown), sizeof(int)};
-
-// Pends forever, holding a clone of the waker it was last polled with.
-struct Never {
-  cx_waker waker;
-  Stats *stats;
-};
-cx_poll NeverPoll(void *self, cx_context *cx, void *out) {
-  (void)out;
-  auto *n = static_cast<Never *>(self);
-  if (n->stats) n->stats->polls++;
-  cx_waker_store(&n->waker, cx->waker);
-  return CX_PENDING;
-}
-void NeverDrop(void *self) {
-  auto *n = static_cast<Never *>(self);
-  if (n->stats) n->stats->drops++;
-  cx_waker_drop(&n->waker);
-}
-const cx_future_vtable kNeverVt = {NeverPoll,     NeverDrop,      nullptr,
-                                   sizeof(Never), alignof(Never), sizeof(int)};
 
 cx_future Fut(const cx_future_vtable *vt, void *state) {
   return cx_future_of(vt, state);

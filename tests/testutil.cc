@@ -167,4 +167,40 @@ void CountingWaker::Drop(const void *data) {
   self->refs_--;
 }
 
+// ---- shared test futures ----
+
+static cx_poll CountdownPoll(void *self, cx_context *cx, void *out) {
+  auto *c = static_cast<Countdown *>(self);
+  if (c->stats) c->stats->polls++;
+  if (c->remaining <= 0) {
+    *static_cast<int *>(out) = c->value;
+    return CX_READY;
+  }
+  c->remaining--;
+  cx_waker_wake_by_ref(cx->waker);
+  return CX_PENDING;
+}
+static void CountdownDrop(void *self) {
+  auto *c = static_cast<Countdown *>(self);
+  if (c->stats) c->stats->drops++;
+}
+const cx_future_vtable kCountdownVt = {
+    CountdownPoll,     CountdownDrop,      nullptr,
+    sizeof(Countdown), alignof(Countdown), sizeof(int)};
+
+static cx_poll NeverPoll(void *self, cx_context *cx, void *out) {
+  (void)out;
+  auto *n = static_cast<Never *>(self);
+  if (n->stats) n->stats->polls++;
+  cx_waker_store(&n->waker, cx->waker);
+  return CX_PENDING;
+}
+static void NeverDrop(void *self) {
+  auto *n = static_cast<Never *>(self);
+  if (n->stats) n->stats->drops++;
+  cx_waker_drop(&n->waker);
+}
+const cx_future_vtable kNeverVt = {NeverPoll,     NeverDrop,      nullptr,
+                                   sizeof(Never), alignof(Never), sizeof(int)};
+
 }  // namespace cxtest

@@ -4,6 +4,7 @@
 //                            allocator with cx_set_allocator() for its
 //                            lifetime, then restores the default.
 //   ManualClock              a cx_clock_fn over a number the test sets.
+//   Countdown, Never         test futures (kCountdownVt, kNeverVt) with Stats.
 //   CountingWaker            a reference-counted waker target that counts
 //                            every vtable call (and can refuse clones).
 //
@@ -155,6 +156,27 @@ class CountingWaker {
   std::atomic<long> refs_{0}, clones_{0}, wakes_{0}, wake_by_refs_{0},
       drops_{0};
 };
+
+// Test futures shared by the async suites (output: an int).
+struct Stats {
+  int polls = 0;
+  int drops = 0;
+};
+
+// Ready with `value` after `remaining` pending polls (it wakes itself).
+struct Countdown {
+  int remaining;
+  int value;
+  Stats *stats;
+};
+extern const cx_future_vtable kCountdownVt;
+
+// Pends forever, holding a clone of the waker it was last polled with.
+struct Never {
+  cx_waker waker;
+  Stats *stats;
+};
+extern const cx_future_vtable kNeverVt;
 
 }  // namespace cxtest
 
