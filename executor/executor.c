@@ -244,7 +244,7 @@ static void cx__run_task(cx_executor *ex, cx__task *t) {
     atomic_store_explicit(&t->polls, polls + 1, memory_order_relaxed);
   ex->stats.polls++;
   cx_waker waker = cx__task_waker_ref(t);
-  cx_context cx = {&waker, ex, &ex->timers};
+  cx_context cx = {&waker, ex, &ex->timers, NULL};
   const cx_future_vtable *vt = t->vtable;
   void *out = vt->output_size ? cx__task_output(t) : NULL;
   if (vt->poll(cx__task_state(t), &cx, out) == CX_READY) {

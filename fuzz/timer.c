@@ -352,7 +352,7 @@ static void op_sleep_poll(tm_world *w, int k) {
     }
   }
   cx_waker wk = tm_new_waker(r); /* the "task" waker, borrowed by the poll */
-  cx_context cx = {&wk, NULL, &w->t};
+  cx_context cx = {&wk, NULL, &w->t, NULL};
   int res = -1;
   cx_poll p = cx_sleep_poll(s, &cx, &res);
   cx_waker_drop(&wk);
@@ -372,7 +372,7 @@ static void op_sleep_poll(tm_world *w, int k) {
     cx_sleep other;
     cx_sleep_init_for(&other, 5);
     cx_waker nw = cx_waker_noop();
-    cx_context nc = {&nw, NULL, NULL};
+    cx_context nc = {&nw, NULL, NULL, NULL};
     CHECK(cx_sleep_poll(&other, &nc, &res) == CX_READY && res == CX_ENOTSUP,
           "sleep without a driver");
     cx_sleep_drop(&other);

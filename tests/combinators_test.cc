@@ -43,7 +43,7 @@ struct Harness {
   Harness() {
     cx_timers_init(&timers, clock.fn(), clock.ctx());
     waker = target.Borrowed();
-    cx = cx_context{&waker, nullptr, &timers};
+    cx = cx_context{&waker, nullptr, &timers, nullptr};
   }
   // Advances the clock and fires what is due.
   void Advance(uint64_t ns) {

@@ -816,7 +816,7 @@ TEST_F(TaskTest, FutureDroppedExactlyOnceAcrossManyCycles) {
 
 TEST_F(TaskTest, JoinHandleNullArguments) {
   int result = 0;
-  cx_context cx = {nullptr, nullptr, nullptr};
+  cx_context cx = {nullptr, nullptr, nullptr, nullptr};
   EXPECT_EQ(cx_join_handle_poll(nullptr, &cx, &result, nullptr, 0), CX_READY);
   EXPECT_EQ(result, CX_EINVAL);
   cx__task *t = Spawn(true);

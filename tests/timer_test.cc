@@ -433,7 +433,7 @@ class SleepTest : public TimerTest {
   cx_poll Poll(cx_sleep *s, const CountingWaker &waker, int *result,
                bool with_timers = true) {
     cx_waker w = waker.Borrowed();
-    cx_context cx = {&w, nullptr, with_timers ? &timers : nullptr};
+    cx_context cx = {&w, nullptr, with_timers ? &timers : nullptr, nullptr};
     return cx_sleep_poll(s, &cx, result);
   }
 };
@@ -477,13 +477,13 @@ TEST_F(SleepTest, InvalidArguments) {
   cx_sleep_init_until(&s, 100);
   int result = 0;
   cx_waker w = task.Borrowed();
-  cx_context cx = {&w, nullptr, &timers};
+  cx_context cx = {&w, nullptr, &timers, nullptr};
   EXPECT_EQ(cx_sleep_poll(nullptr, &cx, &result), CX_READY);
   EXPECT_EQ(result, CX_EINVAL);
   result = 0;
   EXPECT_EQ(cx_sleep_poll(&s, nullptr, &result), CX_READY);
   EXPECT_EQ(result, CX_EINVAL);
-  cx_context no_waker = {nullptr, nullptr, &timers};
+  cx_context no_waker = {nullptr, nullptr, &timers, nullptr};
   result = 0;
   EXPECT_EQ(cx_sleep_poll(&s, &no_waker, &result), CX_READY);
   EXPECT_EQ(result, CX_EINVAL);
@@ -615,7 +615,7 @@ TEST_F(SleepTest, AsASpawnableFuture) {
   EXPECT_EQ(cx_sleep_vtable.output_size, sizeof(int));
   CountingWaker task;
   cx_waker w = task.Borrowed();
-  cx_context cx = {&w, nullptr, &timers};
+  cx_context cx = {&w, nullptr, &timers, nullptr};
   cx_sleep s;
   cx_sleep_init_until(&s, 10);
   int out = 1;

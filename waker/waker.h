@@ -95,8 +95,9 @@ int cx_waker_store(cx_waker *slot, const cx_waker *w);
  * allowed). Useful for polling a future by hand. */
 cx_waker cx_waker_noop(void);
 
-struct cx_executor; /* executor/executor.h */
-struct cx_timers;   /* timer/timer.h */
+struct cx_executor;    /* executor/executor.h */
+struct cx_timers;      /* timer/timer.h */
+struct cx_driver_host; /* executor/driver.h */
 
 /* What a poll function is given. All pointers are borrowed for the duration
  * of the poll call. */
@@ -104,11 +105,12 @@ typedef struct cx_context {
   const cx_waker *waker;        /* wake this to be polled again */
   struct cx_executor *executor; /* the executor polling, or NULL */
   struct cx_timers *timers;     /* the timer driver, or NULL (no sleeps) */
+  struct cx_driver_host *host;  /* I/O driver access, or NULL (no I/O) */
 } cx_context;
 
 /* A context over a waker alone (no executor, no timers). */
 static inline cx_context cx_context_from_waker(const cx_waker *w) {
-  cx_context cx = {w, NULL, NULL};
+  cx_context cx = {w, NULL, NULL, NULL};
   return cx;
 }
 
