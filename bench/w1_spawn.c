@@ -21,8 +21,10 @@ static cx_poll w1_poll(void *self, cx_context *cx, void *out) {
   return CX_READY;
 }
 
-static const cx_future_vtable w1_vtable = {
-    w1_poll, NULL, NULL, sizeof(w1_task), _Alignof(w1_task), 0};
+static const cx_future_vtable w1_vtable = {.poll = w1_poll,
+                                           .state_size = sizeof(w1_task),
+                                           .state_align = _Alignof(w1_task),
+                                           .output_size = 0};
 
 int bench_w1_spawn(void) {
   cx_executor *ex;

@@ -25,8 +25,10 @@ static cx_poll w2_poll(void *self, cx_context *cx, void *out) {
   return CX_PENDING;
 }
 
-static const cx_future_vtable w2_vtable = {
-    w2_poll, NULL, NULL, sizeof(w2_task), _Alignof(w2_task), 0};
+static const cx_future_vtable w2_vtable = {.poll = w2_poll,
+                                           .state_size = sizeof(w2_task),
+                                           .state_align = _Alignof(w2_task),
+                                           .output_size = 0};
 
 int bench_w2_yield(void) {
   cx_executor *ex;

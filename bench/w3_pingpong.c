@@ -98,8 +98,11 @@ static void w3_drop(void *self) {
   cx_achan_rx_drop(s->rx);
 }
 
-static const cx_future_vtable w3_vtable = {
-    w3_poll, w3_drop, NULL, sizeof(w3_side), _Alignof(w3_side), 0};
+static const cx_future_vtable w3_vtable = {.poll = w3_poll,
+                                           .drop = w3_drop,
+                                           .state_size = sizeof(w3_side),
+                                           .state_align = _Alignof(w3_side),
+                                           .output_size = 0};
 
 int bench_w3_pingpong(void) {
   cx_executor *ex;

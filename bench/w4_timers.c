@@ -59,8 +59,11 @@ static void w4_drop(void *self) {
   cx_sleep_drop(&((w4_task *)self)->sleep);
 }
 
-static const cx_future_vtable w4_vtable = {
-    w4_poll, w4_drop, NULL, sizeof(w4_task), _Alignof(w4_task), 0};
+static const cx_future_vtable w4_vtable = {.poll = w4_poll,
+                                           .drop = w4_drop,
+                                           .state_size = sizeof(w4_task),
+                                           .state_align = _Alignof(w4_task),
+                                           .output_size = 0};
 
 static int w4_cmp(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

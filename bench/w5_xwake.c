@@ -59,8 +59,10 @@ static cx_poll w5_poll(void *self, cx_context *cx, void *out) {
   return t->answered == W5_M ? CX_READY : CX_PENDING;
 }
 
-static const cx_future_vtable w5_vtable = {
-    w5_poll, NULL, NULL, sizeof(w5_task), _Alignof(w5_task), 0};
+static const cx_future_vtable w5_vtable = {.poll = w5_poll,
+                                           .state_size = sizeof(w5_task),
+                                           .state_align = _Alignof(w5_task),
+                                           .output_size = 0};
 
 /* W5busy's second task: keeps the executor busy until the thread is done. */
 static cx_poll w5_spin_poll(void *self, cx_context *cx, void *out) {
@@ -72,7 +74,10 @@ static cx_poll w5_spin_poll(void *self, cx_context *cx, void *out) {
 }
 
 static const cx_future_vtable w5_spin_vtable = {
-    w5_spin_poll, NULL, NULL, sizeof(w5_shared *), _Alignof(w5_shared *), 0};
+    .poll = w5_spin_poll,
+    .state_size = sizeof(w5_shared *),
+    .state_align = _Alignof(w5_shared *),
+    .output_size = 0};
 
 static inline void w5_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -73,8 +73,11 @@ static void w6_drop(void *self) {
   w6_drops++;
 }
 
-static const cx_future_vtable w6_vtable = {
-    w6_poll, w6_drop, NULL, sizeof(w6_task), _Alignof(w6_task), 0};
+static const cx_future_vtable w6_vtable = {.poll = w6_poll,
+                                           .drop = w6_drop,
+                                           .state_size = sizeof(w6_task),
+                                           .state_align = _Alignof(w6_task),
+                                           .output_size = 0};
 
 int bench_w6_idle_mem(void) {
   static w6_counts counts;

@@ -52,9 +52,11 @@ static void worker_drop(void *self) {
   cx_sleep_drop(&((worker *)self)->nap);
 }
 
-static const cx_future_vtable worker_vtable = {
-    worker_poll,    worker_drop,      NULL,
-    sizeof(worker), _Alignof(worker), sizeof(int)};
+static const cx_future_vtable worker_vtable = {.poll = worker_poll,
+                                               .drop = worker_drop,
+                                               .state_size = sizeof(worker),
+                                               .state_align = _Alignof(worker),
+                                               .output_size = sizeof(int)};
 
 /* ---- fan out, fan in
  * ------------------------------------------------------------ */
@@ -115,8 +117,11 @@ static void fan_out_drop(void *self) {
 }
 
 static const cx_future_vtable fan_out_vtable = {
-    fan_out_poll,    fan_out_drop,      NULL,
-    sizeof(fan_out), _Alignof(fan_out), sizeof(int)};
+    .poll = fan_out_poll,
+    .drop = fan_out_drop,
+    .state_size = sizeof(fan_out),
+    .state_align = _Alignof(fan_out),
+    .output_size = sizeof(int)};
 
 int main(void) {
   fan_out f;

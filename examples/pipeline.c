@@ -68,8 +68,11 @@ static void produce_drop(void *self) {
 }
 
 static const cx_future_vtable produce_vtable = {
-    produce_poll,    produce_drop,      NULL,
-    sizeof(produce), _Alignof(produce), sizeof(int)};
+    .poll = produce_poll,
+    .drop = produce_drop,
+    .state_size = sizeof(produce),
+    .state_align = _Alignof(produce),
+    .output_size = sizeof(int)};
 
 /* ---- stage 2: square, with an idle timeout --------------------------------
  */
@@ -120,9 +123,11 @@ static void square_drop(void *self) {
   cx_achan_tx_drop(f->out);
 }
 
-static const cx_future_vtable square_vtable = {
-    square_poll,    square_drop,      NULL,
-    sizeof(square), _Alignof(square), sizeof(int)};
+static const cx_future_vtable square_vtable = {.poll = square_poll,
+                                               .drop = square_drop,
+                                               .state_size = sizeof(square),
+                                               .state_align = _Alignof(square),
+                                               .output_size = sizeof(int)};
 
 /* ---- stage 3: sum
  * ------------------------------------------------------------ */
@@ -154,8 +159,11 @@ static void sum_drop(void *self) {
   cx_achan_rx_drop(f->in);
 }
 
-static const cx_future_vtable sum_vtable = {
-    sum_poll, sum_drop, NULL, sizeof(sum), _Alignof(sum), sizeof(int)};
+static const cx_future_vtable sum_vtable = {.poll = sum_poll,
+                                            .drop = sum_drop,
+                                            .state_size = sizeof(sum),
+                                            .state_align = _Alignof(sum),
+                                            .output_size = sizeof(int)};
 
 /* ---- wiring
  * ------------------------------------------------------------------ */

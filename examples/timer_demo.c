@@ -51,8 +51,11 @@ static void howdy_drop(void *self) {
   cx_sleep_drop(&h->timer);
 }
 
-static const cx_future_vtable howdy_vtable = {
-    howdy_poll, howdy_drop, NULL, sizeof(howdy), _Alignof(howdy), 0};
+static const cx_future_vtable howdy_vtable = {.poll = howdy_poll,
+                                              .drop = howdy_drop,
+                                              .state_size = sizeof(howdy),
+                                              .state_align = _Alignof(howdy),
+                                              .output_size = 0};
 
 int main(void) {
   cx_executor *executor;

@@ -49,8 +49,10 @@ static cx_poll countdown_poll(void *self, cx_context *cx, void *out) {
 }
 
 static const cx_future_vtable countdown_vtable = {
-    countdown_poll,      NULL,       NULL, sizeof(countdown),
-    _Alignof(countdown), sizeof(int)};
+    .poll = countdown_poll,
+    .state_size = sizeof(countdown),
+    .state_align = _Alignof(countdown),
+    .output_size = sizeof(int)};
 
 /* ---- a future that spawns children and awaits them ---------------------- */
 
@@ -89,9 +91,11 @@ static void parent_drop(void *self) {
   for (int i = 0; i < 3; i++) cx_join_handle_detach(p->kids[i]);
 }
 
-static const cx_future_vtable parent_vtable = {
-    parent_poll,    parent_drop,      NULL,
-    sizeof(parent), _Alignof(parent), sizeof(int)};
+static const cx_future_vtable parent_vtable = {.poll = parent_poll,
+                                               .drop = parent_drop,
+                                               .state_size = sizeof(parent),
+                                               .state_align = _Alignof(parent),
+                                               .output_size = sizeof(int)};
 
 /* ---- cross-thread wakes ------------------------------------------------- */
 
@@ -120,8 +124,10 @@ static cx_poll asker_poll(void *self, cx_context *cx, void *out) {
   return CX_READY;
 }
 
-static const cx_future_vtable asker_vtable = {
-    asker_poll, NULL, NULL, sizeof(asker), _Alignof(asker), sizeof(int)};
+static const cx_future_vtable asker_vtable = {.poll = asker_poll,
+                                              .state_size = sizeof(asker),
+                                              .state_align = _Alignof(asker),
+                                              .output_size = sizeof(int)};
 
 typedef struct worker_args {
   mailbox *box;
@@ -167,8 +173,11 @@ static void forever_drop(void *self) {
 }
 
 static const cx_future_vtable forever_vtable = {
-    forever_poll,    forever_drop,      NULL,
-    sizeof(forever), _Alignof(forever), sizeof(int)};
+    .poll = forever_poll,
+    .drop = forever_drop,
+    .state_size = sizeof(forever),
+    .state_align = _Alignof(forever),
+    .output_size = sizeof(int)};
 
 int main(void) {
   cx_executor *ex;

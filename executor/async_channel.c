@@ -472,8 +472,11 @@ static void cx__send_vt_drop(void *self) {
 }
 
 const cx_future_vtable cx_achan_send_vtable = {
-    cx__send_vt_poll,      cx__send_vt_drop,        NULL,
-    sizeof(cx_achan_send), _Alignof(cx_achan_send), sizeof(int)};
+    .poll = cx__send_vt_poll,
+    .drop = cx__send_vt_drop,
+    .state_size = sizeof(cx_achan_send),
+    .state_align = _Alignof(cx_achan_send),
+    .output_size = sizeof(int)};
 
 /* ---- the recv future ---------------------------------------------------- */
 
@@ -554,8 +557,11 @@ static void cx__recv_vt_drop(void *self) {
 }
 
 const cx_future_vtable cx_achan_recv_vtable = {
-    cx__recv_vt_poll,      cx__recv_vt_drop,        NULL,
-    sizeof(cx_achan_recv), _Alignof(cx_achan_recv), sizeof(int)};
+    .poll = cx__recv_vt_poll,
+    .drop = cx__recv_vt_drop,
+    .state_size = sizeof(cx_achan_recv),
+    .state_align = _Alignof(cx_achan_recv),
+    .output_size = sizeof(int)};
 
 /* ---- oneshot: a capacity-1 channel with a single, single-use sender ------ */
 

@@ -77,9 +77,11 @@ static void cx__join2_vt_drop(void *self) {
   cx_join2_drop((cx_join2 *)self);
 }
 
-const cx_future_vtable cx_join2_vtable = {
-    cx__join2_vt_poll, cx__join2_vt_drop,  NULL,
-    sizeof(cx_join2),  _Alignof(cx_join2), 0};
+const cx_future_vtable cx_join2_vtable = {.poll = cx__join2_vt_poll,
+                                          .drop = cx__join2_vt_drop,
+                                          .state_size = sizeof(cx_join2),
+                                          .state_align = _Alignof(cx_join2),
+                                          .output_size = 0};
 
 /* ---- join_all ----------------------------------------------------------- */
 
@@ -126,8 +128,11 @@ static void cx__join_all_vt_drop(void *self) {
 }
 
 const cx_future_vtable cx_join_all_vtable = {
-    cx__join_all_vt_poll, cx__join_all_vt_drop,  NULL,
-    sizeof(cx_join_all),  _Alignof(cx_join_all), 0};
+    .poll = cx__join_all_vt_poll,
+    .drop = cx__join_all_vt_drop,
+    .state_size = sizeof(cx_join_all),
+    .state_align = _Alignof(cx_join_all),
+    .output_size = 0};
 
 /* ---- select ------------------------------------------------------------- */
 
@@ -172,9 +177,11 @@ static void cx__select_vt_drop(void *self) {
   cx_select_drop((cx_select *)self);
 }
 
-const cx_future_vtable cx_select_vtable = {
-    cx__select_vt_poll, cx__select_vt_drop,  NULL,
-    sizeof(cx_select),  _Alignof(cx_select), sizeof(size_t)};
+const cx_future_vtable cx_select_vtable = {.poll = cx__select_vt_poll,
+                                           .drop = cx__select_vt_drop,
+                                           .state_size = sizeof(cx_select),
+                                           .state_align = _Alignof(cx_select),
+                                           .output_size = sizeof(size_t)};
 
 /* ---- and_then ----------------------------------------------------------- */
 
@@ -240,8 +247,11 @@ static void cx__and_then_vt_drop(void *self) {
 }
 
 const cx_future_vtable cx_and_then_vtable = {
-    cx__and_then_vt_poll, cx__and_then_vt_drop,  NULL,
-    sizeof(cx_and_then),  _Alignof(cx_and_then), sizeof(int)};
+    .poll = cx__and_then_vt_poll,
+    .drop = cx__and_then_vt_drop,
+    .state_size = sizeof(cx_and_then),
+    .state_align = _Alignof(cx_and_then),
+    .output_size = sizeof(int)};
 
 /* ---- timeout ------------------------------------------------------------ */
 
@@ -302,6 +312,8 @@ static void cx__timeout_vt_drop(void *self) {
   cx_timeout_drop((cx_timeout *)self);
 }
 
-const cx_future_vtable cx_timeout_vtable = {
-    cx__timeout_vt_poll, cx__timeout_vt_drop,  NULL,
-    sizeof(cx_timeout),  _Alignof(cx_timeout), sizeof(int)};
+const cx_future_vtable cx_timeout_vtable = {.poll = cx__timeout_vt_poll,
+                                            .drop = cx__timeout_vt_drop,
+                                            .state_size = sizeof(cx_timeout),
+                                            .state_align = _Alignof(cx_timeout),
+                                            .output_size = sizeof(int)};

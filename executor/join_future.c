@@ -68,5 +68,8 @@ static void cx__join_vt_drop(void *self) {
 }
 
 const cx_future_vtable cx_join_future_vtable = {
-    cx__join_vt_poll,       cx__join_vt_drop,         NULL,
-    sizeof(cx_join_future), _Alignof(cx_join_future), sizeof(int)};
+    .poll = cx__join_vt_poll,
+    .drop = cx__join_vt_drop,
+    .state_size = sizeof(cx_join_future),
+    .state_align = _Alignof(cx_join_future),
+    .output_size = sizeof(int)};

@@ -90,7 +90,7 @@ static size_t cx__task_layout(const cx_future_vtable *vt, bool join_slot,
   size_t sa = cx__state_align(vt);
   size_t state_off = cx__align_up(sizeof(cx__task), sa);
   size_t end = state_off + vt->state_size;
-  size_t oa = _Alignof(max_align_t);
+  size_t oa = vt->output_align ? vt->output_align : _Alignof(max_align_t);
   size_t output_off = cx__align_up(end, oa);
   if (vt->output_size == 0) output_off = end;
   *out_off = output_off;

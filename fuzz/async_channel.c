@@ -462,12 +462,9 @@ static void join_drop(void *self) {
   f->magic = FUT_DEAD;
 }
 
-static const cx_future_vtable snd_vt = {snd_poll,        snd_drop, NULL,
-                                        sizeof(snd_fut), 0,        sizeof(int)};
-static const cx_future_vtable rcv_vt = {rcv_poll,        rcv_drop, NULL,
-                                        sizeof(rcv_fut), 0,        sizeof(int)};
-static const cx_future_vtable join_vt = {
-    join_poll, join_drop, NULL, sizeof(join_fut), 0, sizeof(int)};
+static const cx_future_vtable snd_vt = {.poll = snd_poll, .drop = snd_drop, .state_size = sizeof(snd_fut), .state_align = 0, .output_size = sizeof(int)};
+static const cx_future_vtable rcv_vt = {.poll = rcv_poll, .drop = rcv_drop, .state_size = sizeof(rcv_fut), .state_align = 0, .output_size = sizeof(int)};
+static const cx_future_vtable join_vt = {.poll = join_poll, .drop = join_drop, .state_size = sizeof(join_fut), .state_align = 0, .output_size = sizeof(int)};
 
 /* ---- operations --------------------------------------------------------- */
 

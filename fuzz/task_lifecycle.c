@@ -157,9 +157,15 @@ static void fz_fut_drop(void *self);
 static void fz_out_drop(void *out);
 
 static const cx_future_vtable fz_vt[2] = {
-    {fz_fut_poll, fz_fut_drop, fz_out_drop, sizeof(fz_fut), 0,
-     sizeof(fz_out *)},
-    {fz_fut_poll, fz_fut_drop, NULL, sizeof(fz_fut), 64, 0},
+    {.poll = fz_fut_poll,
+     .drop = fz_fut_drop,
+     .drop_output = fz_out_drop,
+     .state_size = sizeof(fz_fut),
+     .output_size = sizeof(fz_out *)},
+    {.poll = fz_fut_poll,
+     .drop = fz_fut_drop,
+     .state_size = sizeof(fz_fut),
+     .state_align = 64},
 };
 
 /* ---- model helpers ------------------------------------------------------- */

@@ -148,8 +148,7 @@ static void th_drop_output(void *out) {
   CHECK(v == 0x5eed0000u + 7, "drop_output of a bad output");
   atomic_fetch_add(&g_outputs_dropped, 1);
 }
-static const cx_future_vtable th_vt = {th_poll, th_drop, th_drop_output,
-                                       sizeof(th_fut), 0, sizeof(uint64_t)};
+static const cx_future_vtable th_vt = {.poll = th_poll, .drop = th_drop, .drop_output = th_drop_output, .state_size = sizeof(th_fut), .state_align = 0, .output_size = sizeof(uint64_t)};
 
 static th_fut th_make(rng *r, int kind) {
   th_fut f;

@@ -652,9 +652,11 @@ void ProducerDrop(void *self) {
   cx_achan_send_drop(&f->send);
   cx_achan_tx_drop(f->tx);
 }
-const cx_future_vtable kProducerVt = {ProducerPoll,      ProducerDrop,
-                                      nullptr,           sizeof(Producer),
-                                      alignof(Producer), sizeof(int)};
+const cx_future_vtable kProducerVt = {.poll = ProducerPoll,
+                                      .drop = ProducerDrop,
+                                      .state_size = sizeof(Producer),
+                                      .state_align = alignof(Producer),
+                                      .output_size = sizeof(int)};
 
 // Receives until the channel disconnects, or `limit` items (then drops the
 // receiver on purpose). Checks that each producer's items (item / 1000000
@@ -695,9 +697,11 @@ void ConsumerDrop(void *self) {
   cx_achan_recv_drop(&f->recv);
   cx_achan_rx_drop(f->rx);
 }
-const cx_future_vtable kConsumerVt = {ConsumerPoll,      ConsumerDrop,
-                                      nullptr,           sizeof(Consumer),
-                                      alignof(Consumer), sizeof(int)};
+const cx_future_vtable kConsumerVt = {.poll = ConsumerPoll,
+                                      .drop = ConsumerDrop,
+                                      .state_size = sizeof(Consumer),
+                                      .state_align = alignof(Consumer),
+                                      .output_size = sizeof(int)};
 
 TEST(AchanTasks, ReceiverDroppedWhileSendersPend) {
   ScopedCountingAllocator alloc;
@@ -805,9 +809,11 @@ void PingerDrop(void *self) {
   cx_achan_tx_drop(f->tx);
   cx_achan_rx_drop(f->rx);
 }
-const cx_future_vtable kPingerVt = {PingerPoll,      PingerDrop,
-                                    nullptr,         sizeof(Pinger),
-                                    alignof(Pinger), sizeof(int)};
+const cx_future_vtable kPingerVt = {.poll = PingerPoll,
+                                    .drop = PingerDrop,
+                                    .state_size = sizeof(Pinger),
+                                    .state_align = alignof(Pinger),
+                                    .output_size = sizeof(int)};
 
 struct Ponger {
   cx_coro co;
@@ -840,9 +846,11 @@ void PongerDrop(void *self) {
   cx_achan_tx_drop(f->tx);
   cx_achan_rx_drop(f->rx);
 }
-const cx_future_vtable kPongerVt = {PongerPoll,      PongerDrop,
-                                    nullptr,         sizeof(Ponger),
-                                    alignof(Ponger), sizeof(int)};
+const cx_future_vtable kPongerVt = {.poll = PongerPoll,
+                                    .drop = PongerDrop,
+                                    .state_size = sizeof(Ponger),
+                                    .state_align = alignof(Ponger),
+                                    .output_size = sizeof(int)};
 
 TEST(AchanTasks, CapacityOnePingPongBetweenTwoTasks) {
   ScopedCountingAllocator alloc;

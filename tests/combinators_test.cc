@@ -698,8 +698,11 @@ void SleepRaceProbeDrop(void *self) {
   SleepRaceDrop(static_cast<SleepRaceProbe *>(self)->race);
 }
 const cx_future_vtable kSleepRaceProbeVt = {
-    SleepRaceProbePoll,     SleepRaceProbeDrop,      nullptr,
-    sizeof(SleepRaceProbe), alignof(SleepRaceProbe), sizeof(int)};
+    .poll = SleepRaceProbePoll,
+    .drop = SleepRaceProbeDrop,
+    .state_size = sizeof(SleepRaceProbe),
+    .state_align = alignof(SleepRaceProbe),
+    .output_size = sizeof(int)};
 
 TEST(OnExecutor, SelectCancelsTheLosersTimers) {
   ScopedCountingAllocator alloc;
@@ -773,9 +776,11 @@ void FanOutDrop(void *self) {
   auto *f = static_cast<FanOut *>(self);
   cx_join_all_drop(&f->all);
 }
-const cx_future_vtable kFanOutVt = {FanOutPoll,      FanOutDrop,
-                                    nullptr,         sizeof(FanOut),
-                                    alignof(FanOut), sizeof(int)};
+const cx_future_vtable kFanOutVt = {.poll = FanOutPoll,
+                                    .drop = FanOutDrop,
+                                    .state_size = sizeof(FanOut),
+                                    .state_align = alignof(FanOut),
+                                    .output_size = sizeof(int)};
 
 TEST(OnExecutor, FanOutFanInWithJoinAll) {
   ScopedCountingAllocator alloc;

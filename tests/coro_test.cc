@@ -81,8 +81,11 @@ void InnerDrop(void *self) {
   cx_sleep_drop(&f->nap);
   cx_coro_drop(&f->co);
 }
-const cx_future_vtable kInnerVt = {InnerPoll,     InnerDrop,      nullptr,
-                                   sizeof(Inner), alignof(Inner), sizeof(int)};
+const cx_future_vtable kInnerVt = {.poll = InnerPoll,
+                                   .drop = InnerDrop,
+                                   .state_size = sizeof(Inner),
+                                   .state_align = alignof(Inner),
+                                   .output_size = sizeof(int)};
 
 // Sleeps 1 ms, then sends `value` on a oneshot it owns.
 struct DelayedOneshot {
@@ -109,8 +112,11 @@ void DelayedOneshotDrop(void *self) {
   cx_oneshot_tx_drop(f->tx);
 }
 const cx_future_vtable kDelayedOneshotVt = {
-    DelayedOneshotPoll,     DelayedOneshotDrop,      nullptr,
-    sizeof(DelayedOneshot), alignof(DelayedOneshot), 0};
+    .poll = DelayedOneshotPoll,
+    .drop = DelayedOneshotDrop,
+    .state_size = sizeof(DelayedOneshot),
+    .state_align = alignof(DelayedOneshot),
+    .output_size = 0};
 
 // Owns a receiver: sleeps 2 ms, then receives until the channel
 // disconnects. Output: how many items it got.
@@ -142,9 +148,11 @@ void DrainerDrop(void *self) {
   cx_achan_recv_drop(&f->recv);
   cx_achan_rx_drop(f->rx);
 }
-const cx_future_vtable kDrainerVt = {DrainerPoll,      DrainerDrop,
-                                     nullptr,          sizeof(Drainer),
-                                     alignof(Drainer), sizeof(int)};
+const cx_future_vtable kDrainerVt = {.poll = DrainerPoll,
+                                     .drop = DrainerDrop,
+                                     .state_size = sizeof(Drainer),
+                                     .state_align = alignof(Drainer),
+                                     .output_size = sizeof(int)};
 
 // ---- the coroutine that awaits everything --------------------------------
 
@@ -339,8 +347,11 @@ void TenDrop(void *self) {
   cx_oneshot_tx_drop(f->os_tx);
 }
 
-const cx_future_vtable kTenVt = {TenPoll,     TenDrop,      nullptr,
-                                 sizeof(Ten), alignof(Ten), sizeof(int)};
+const cx_future_vtable kTenVt = {.poll = TenPoll,
+                                 .drop = TenDrop,
+                                 .state_size = sizeof(Ten),
+                                 .state_align = alignof(Ten),
+                                 .output_size = sizeof(int)};
 
 TEST(Coro, AwaitsTenDifferentThingsInARow) {
   ScopedCountingAllocator alloc;
@@ -400,9 +411,11 @@ cx_poll TenProbePoll(void *self, cx_context *cx, void *out) {
 void TenProbeDrop(void *self) {
   TenDrop(static_cast<TenProbe *>(self)->ten);
 }
-const cx_future_vtable kTenProbeVt = {TenProbePoll,      TenProbeDrop,
-                                      nullptr,           sizeof(TenProbe),
-                                      alignof(TenProbe), sizeof(int)};
+const cx_future_vtable kTenProbeVt = {.poll = TenProbePoll,
+                                      .drop = TenProbeDrop,
+                                      .state_size = sizeof(TenProbe),
+                                      .state_align = alignof(TenProbe),
+                                      .output_size = sizeof(int)};
 
 TEST(Coro, TenAwaitsLogTheirResultsInOrder) {
   ScopedCountingAllocator alloc;
@@ -459,9 +472,10 @@ cx_poll YielderPoll(void *self, cx_context *cx, void *out) {
   CX_RETURN(&f->co, static_cast<int *>(out), f->i);
   CX_CORO_END(&f->co);
 }
-const cx_future_vtable kYielderVt = {YielderPoll,      nullptr,
-                                     nullptr,          sizeof(Yielder),
-                                     alignof(Yielder), sizeof(int)};
+const cx_future_vtable kYielderVt = {.poll = YielderPoll,
+                                     .state_size = sizeof(Yielder),
+                                     .state_align = alignof(Yielder),
+                                     .output_size = sizeof(int)};
 
 TEST(Coro, YieldPendsOnceAndWakesItself) {
   cx_executor *ex;
@@ -567,8 +581,11 @@ cx_poll OuterPoll(void *self, cx_context *cx, void *out) {
 void OuterDrop(void *self) {
   cx_coro_drop(&static_cast<Outer *>(self)->co);
 }
-const cx_future_vtable kOuterVt = {OuterPoll,     OuterDrop,      nullptr,
-                                   sizeof(Outer), alignof(Outer), sizeof(int)};
+const cx_future_vtable kOuterVt = {.poll = OuterPoll,
+                                   .drop = OuterDrop,
+                                   .state_size = sizeof(Outer),
+                                   .state_align = alignof(Outer),
+                                   .output_size = sizeof(int)};
 
 TEST(Coro, AwaitFutureDropsChildOnCompletionAndOnCancel) {
   ScopedCountingAllocator alloc;
@@ -660,8 +677,11 @@ void WaiterDrop(void *self) {
   cx_coro_drop(&f->co);
   cx_achan_rx_drop(f->rx);
 }
-const cx_future_vtable kWaiterVt = {WaiterPoll,     WaiterDrop,      nullptr,
-                                    sizeof(Waiter), alignof(Waiter), 0};
+const cx_future_vtable kWaiterVt = {.poll = WaiterPoll,
+                                    .drop = WaiterDrop,
+                                    .state_size = sizeof(Waiter),
+                                    .state_align = alignof(Waiter),
+                                    .output_size = 0};
 
 TEST(Coro, CancelledMidAwaitDropsStateAndLeaksNothing) {
   ScopedCountingAllocator alloc;
@@ -787,9 +807,11 @@ void CancellerDrop(void *self) {
   cx_join_future_drop(&f->jf);
   cx_join_handle_detach(f->victim);
 }
-const cx_future_vtable kCancellerVt = {
-    CancellerPoll,     CancellerDrop,      nullptr,
-    sizeof(Canceller), alignof(Canceller), sizeof(int)};
+const cx_future_vtable kCancellerVt = {.poll = CancellerPoll,
+                                       .drop = CancellerDrop,
+                                       .state_size = sizeof(Canceller),
+                                       .state_align = alignof(Canceller),
+                                       .output_size = sizeof(int)};
 
 TEST(Coro, TaskCancelsAnotherAndSeesCancelled) {
   ScopedCountingAllocator alloc;

@@ -63,9 +63,11 @@ void ScriptDrop(void *self) {
   cx_waker_drop(&s->held);
 }
 
-const cx_future_vtable kScriptVt = {ScriptPoll,        ScriptDrop,
-                                    nullptr,           sizeof(Script *),
-                                    alignof(Script *), sizeof(int)};
+const cx_future_vtable kScriptVt = {.poll = ScriptPoll,
+                                    .drop = ScriptDrop,
+                                    .state_size = sizeof(Script *),
+                                    .state_align = alignof(Script *),
+                                    .output_size = sizeof(int)};
 
 int Spawn(cx_executor *ex, Script *s, cx_join_handle **h = nullptr) {
   return cx_spawn(ex, &kScriptVt, &s, h);
@@ -403,9 +405,11 @@ void BoxDropOutput(void *out) {
   g_box_drops++;
   delete *static_cast<int **>(out);
 }
-const cx_future_vtable kBoxVt = {BoxPoll,           nullptr,
-                                 BoxDropOutput,     sizeof(BoxState),
-                                 alignof(BoxState), sizeof(int *)};
+const cx_future_vtable kBoxVt = {.poll = BoxPoll,
+                                 .drop_output = BoxDropOutput,
+                                 .state_size = sizeof(BoxState),
+                                 .state_align = alignof(BoxState),
+                                 .output_size = sizeof(int *)};
 
 TEST(Join, OutputIsTakenOnceAndOwnershipMoves) {
   ScopedCountingAllocator alloc;
@@ -918,9 +922,10 @@ cx_poll CounterPoll(void *self, cx_context *, void *) {
   (*static_cast<CounterState *>(self)->counter)++;
   return CX_READY;
 }
-const cx_future_vtable kCounterVt = {
-    CounterPoll,           nullptr, nullptr, sizeof(CounterState),
-    alignof(CounterState), 0};
+const cx_future_vtable kCounterVt = {.poll = CounterPoll,
+                                     .state_size = sizeof(CounterState),
+                                     .state_align = alignof(CounterState),
+                                     .output_size = 0};
 
 TEST(Spawner, ManyThreadsSpawnAndRunWaitsForEverySpawner) {
   ScopedCountingAllocator alloc;
@@ -1361,9 +1366,11 @@ cx_poll DropCountPoll(void *, cx_context *, void *) {
 void DropCountDrop(void *self) {
   (*static_cast<DropCountState *>(self)->drops)++;
 }
-const cx_future_vtable kDropCountVt = {
-    DropCountPoll,          DropCountDrop,           nullptr,
-    sizeof(DropCountState), alignof(DropCountState), 0};
+const cx_future_vtable kDropCountVt = {.poll = DropCountPoll,
+                                       .drop = DropCountDrop,
+                                       .state_size = sizeof(DropCountState),
+                                       .state_align = alignof(DropCountState),
+                                       .output_size = 0};
 
 // destroy() while other threads keep spawning through spawners and waking
 // tasks through wakers they hold: every accepted spawn is dropped exactly
@@ -1707,9 +1714,11 @@ cx_poll SleeperPoll(void *self, cx_context *cx, void *out) {
 void SleeperDrop(void *self) {
   cx_sleep_drop(&static_cast<SleeperState *>(self)->sleep);
 }
-const cx_future_vtable kSleeperVt = {
-    SleeperPoll,          SleeperDrop,           nullptr,
-    sizeof(SleeperState), alignof(SleeperState), sizeof(int)};
+const cx_future_vtable kSleeperVt = {.poll = SleeperPoll,
+                                     .drop = SleeperDrop,
+                                     .state_size = sizeof(SleeperState),
+                                     .state_align = alignof(SleeperState),
+                                     .output_size = sizeof(int)};
 
 TEST(Timer, SleepsCompleteInDeadlineOrderAndRunParks) {
   ScopedCountingAllocator alloc;

@@ -35,9 +35,10 @@ cx_poll CountdownPoll(void *self, cx_context *cx, void *out) {
   cx_waker_wake_by_ref(cx->waker);
   return CX_PENDING;
 }
-const cx_future_vtable kCountdownVt = {
-    CountdownPoll,      nullptr,    nullptr, sizeof(Countdown),
-    alignof(Countdown), sizeof(int)};
+const cx_future_vtable kCountdownVt = {.poll = CountdownPoll,
+                                       .state_size = sizeof(Countdown),
+                                       .state_align = alignof(Countdown),
+                                       .output_size = sizeof(int)};
 
 // Pends until woken through the waker it keeps (never, unless cancelled).
 struct Never {
@@ -51,8 +52,11 @@ cx_poll NeverPoll(void *self, cx_context *cx, void *out) {
 void NeverDrop(void *self) {
   cx_waker_drop(&static_cast<Never *>(self)->waker);
 }
-const cx_future_vtable kNeverVt = {NeverPoll,     NeverDrop,      nullptr,
-                                   sizeof(Never), alignof(Never), sizeof(int)};
+const cx_future_vtable kNeverVt = {.poll = NeverPoll,
+                                   .drop = NeverDrop,
+                                   .state_size = sizeof(Never),
+                                   .state_align = alignof(Never),
+                                   .output_size = sizeof(int)};
 
 // Awaits a join future on `target` and returns its result; the output goes
 // to `out`.
@@ -76,9 +80,11 @@ cx_poll AwaiterPoll(void *self, cx_context *cx, void *out) {
 void AwaiterDrop(void *self) {
   cx_join_future_drop(&static_cast<Awaiter *>(self)->jf);
 }
-const cx_future_vtable kAwaiterVt = {AwaiterPoll,      AwaiterDrop,
-                                     nullptr,          sizeof(Awaiter),
-                                     alignof(Awaiter), 2 * sizeof(int)};
+const cx_future_vtable kAwaiterVt = {.poll = AwaiterPoll,
+                                     .drop = AwaiterDrop,
+                                     .state_size = sizeof(Awaiter),
+                                     .state_align = alignof(Awaiter),
+                                     .output_size = 2 * sizeof(int)};
 
 TEST(JoinFuture, AwaitsAnotherTasksOutput) {
   ScopedCountingAllocator alloc;
@@ -260,9 +266,11 @@ cx_poll ImpatientPoll(void *self, cx_context *cx, void *out) {
 void ImpatientDrop(void *self) {
   cx_timeout_drop(&static_cast<Impatient *>(self)->to);
 }
-const cx_future_vtable kImpatientVt = {
-    ImpatientPoll,     ImpatientDrop,      nullptr,
-    sizeof(Impatient), alignof(Impatient), sizeof(int)};
+const cx_future_vtable kImpatientVt = {.poll = ImpatientPoll,
+                                       .drop = ImpatientDrop,
+                                       .state_size = sizeof(Impatient),
+                                       .state_align = alignof(Impatient),
+                                       .output_size = sizeof(int)};
 
 TEST(JoinFuture, JoinLosingATimeoutLeavesNothingBehind) {
   ScopedCountingAllocator alloc;

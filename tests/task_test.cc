@@ -112,12 +112,12 @@ void TestDropOutput(void *out) {
   g_last_dropped_output = *static_cast<int *>(out);
 }
 
-const cx_future_vtable kTestVtable = {TestPoll,
-                                      TestDrop,
-                                      TestDropOutput,
-                                      sizeof(TestFuture),
-                                      alignof(TestFuture),
-                                      sizeof(int)};
+const cx_future_vtable kTestVtable = {.poll = TestPoll,
+                                      .drop = TestDrop,
+                                      .drop_output = TestDropOutput,
+                                      .state_size = sizeof(TestFuture),
+                                      .state_align = alignof(TestFuture),
+                                      .output_size = sizeof(int)};
 
 class TaskTest : public ::testing::Test {
  protected:
@@ -239,8 +239,10 @@ TEST_F(TaskTest, OverAlignedStateIsPlacedAtItsAlignment) {
   struct alignas(64) Big {
     char bytes[100];
   };
-  static const cx_future_vtable vt = {TestPoll,    nullptr,      nullptr,
-                                      sizeof(Big), alignof(Big), sizeof(int)};
+  static const cx_future_vtable vt = {.poll = TestPoll,
+                                      .state_size = sizeof(Big),
+                                      .state_align = alignof(Big),
+                                      .output_size = sizeof(int)};
   Big b;
   for (size_t i = 0; i < sizeof b.bytes; i++) b.bytes[i] = static_cast<char>(i);
   cx__task *t = cx__task_create(&vt, &b, &sched, false);

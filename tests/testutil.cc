@@ -184,9 +184,11 @@ static void CountdownDrop(void *self) {
   auto *c = static_cast<Countdown *>(self);
   if (c->stats) c->stats->drops++;
 }
-const cx_future_vtable kCountdownVt = {
-    CountdownPoll,     CountdownDrop,      nullptr,
-    sizeof(Countdown), alignof(Countdown), sizeof(int)};
+const cx_future_vtable kCountdownVt = {.poll = CountdownPoll,
+                                       .drop = CountdownDrop,
+                                       .state_size = sizeof(Countdown),
+                                       .state_align = alignof(Countdown),
+                                       .output_size = sizeof(int)};
 
 static cx_poll NeverPoll(void *self, cx_context *cx, void *out) {
   (void)out;
@@ -200,7 +202,10 @@ static void NeverDrop(void *self) {
   if (n->stats) n->stats->drops++;
   cx_waker_drop(&n->waker);
 }
-const cx_future_vtable kNeverVt = {NeverPoll,     NeverDrop,      nullptr,
-                                   sizeof(Never), alignof(Never), sizeof(int)};
+const cx_future_vtable kNeverVt = {.poll = NeverPoll,
+                                   .drop = NeverDrop,
+                                   .state_size = sizeof(Never),
+                                   .state_align = alignof(Never),
+                                   .output_size = sizeof(int)};
 
 }  // namespace cxtest

@@ -232,7 +232,8 @@ cx_poll ReadyPoll(void *, cx_context *, void *) {
 }
 
 TEST(FutureVtable, AcceptsValid) {
-  cx_future_vtable vt = {ReadyPoll, nullptr, nullptr, 0, 0, 0};
+  cx_future_vtable vt = {
+      .poll = ReadyPoll, .state_size = 0, .state_align = 0, .output_size = 0};
   EXPECT_EQ(cx_future_vtable_check(&vt), CX_OK);
   for (size_t align : {1, 2, 4, 8, 16, 32, 64}) {
     vt.state_align = align;
@@ -245,16 +246,25 @@ TEST(FutureVtable, AcceptsValid) {
 
 TEST(FutureVtable, RejectsBadInputs) {
   EXPECT_EQ(cx_future_vtable_check(nullptr), CX_EINVAL);
-  cx_future_vtable no_poll = {nullptr, nullptr, nullptr, 8, 8, 8};
+  cx_future_vtable no_poll = {
+      .poll = nullptr, .state_size = 8, .state_align = 8, .output_size = 8};
   EXPECT_EQ(cx_future_vtable_check(&no_poll), CX_EINVAL);
   for (size_t align : {3, 6, 12, 48, 128, 256}) {
-    cx_future_vtable vt = {ReadyPoll, nullptr, nullptr, 8, align, 0};
+    cx_future_vtable vt = {.poll = ReadyPoll,
+                           .state_size = 8,
+                           .state_align = align,
+                           .output_size = 0};
     EXPECT_EQ(cx_future_vtable_check(&vt), CX_EINVAL) << align;
   }
-  cx_future_vtable big_state = {ReadyPoll, nullptr, nullptr, 0x40000000u, 0, 0};
+  cx_future_vtable big_state = {.poll = ReadyPoll,
+                                .state_size = 0x40000000u,
+                                .state_align = 0,
+                                .output_size = 0};
   EXPECT_EQ(cx_future_vtable_check(&big_state), CX_EINVAL);
-  cx_future_vtable big_output = {ReadyPoll, nullptr, nullptr,
-                                 0,         0,       0x40000000u};
+  cx_future_vtable big_output = {.poll = ReadyPoll,
+                                 .state_size = 0,
+                                 .state_align = 0,
+                                 .output_size = 0x40000000u};
   EXPECT_EQ(cx_future_vtable_check(&big_output), CX_EINVAL);
 }
 

@@ -268,6 +268,8 @@ static void cx__sleep_vt_drop(void *self) {
   cx_sleep_drop((cx_sleep *)self);
 }
 
-const cx_future_vtable cx_sleep_vtable = {
-    cx__sleep_vt_poll, cx__sleep_vt_drop,  NULL,
-    sizeof(cx_sleep),  _Alignof(cx_sleep), sizeof(int)};
+const cx_future_vtable cx_sleep_vtable = {.poll = cx__sleep_vt_poll,
+                                          .drop = cx__sleep_vt_drop,
+                                          .state_size = sizeof(cx_sleep),
+                                          .state_align = _Alignof(cx_sleep),
+                                          .output_size = sizeof(int)};

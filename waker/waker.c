@@ -69,8 +69,9 @@ cx_waker cx_waker_noop(void) {
 
 int cx_future_vtable_check(const cx_future_vtable *vt) {
   if (vt == NULL || vt->poll == NULL) return CX_EINVAL;
-  size_t a = vt->state_align;
+  size_t a = vt->state_align, oa = vt->output_align;
   if (a != 0 && ((a & (a - 1)) != 0 || a > 64)) return CX_EINVAL;
+  if (oa != 0 && ((oa & (oa - 1)) != 0 || oa > 64)) return CX_EINVAL;
   /* A task keeps its layout in 31 bits: 1 GiB of state and of output at
    * most. */
   if (vt->state_size > 0x3fffffffu || vt->output_size > 0x3fffffffu)

@@ -139,9 +139,10 @@ typedef struct cx_future_vtable {
   cx_poll (*poll)(void *self, cx_context *cx, void *output);
   void (*drop)(void *self);
   void (*drop_output)(void *output);
-  size_t state_size;  /* bytes of state, may be 0 */
-  size_t state_align; /* power of two <= 64; 0 means alignof(max_align_t) */
-  size_t output_size; /* bytes of output, may be 0 */
+  size_t state_size;   /* bytes of state, may be 0 */
+  size_t state_align;  /* power of two <= 64; 0 means alignof(max_align_t) */
+  size_t output_size;  /* bytes of output, may be 0 */
+  size_t output_align; /* power of two <= 64; 0 means alignof(max_align_t) */
 } cx_future_vtable;
 
 /* A borrowed, type-erased future: what combinators hold. */

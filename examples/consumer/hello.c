@@ -21,8 +21,11 @@ static void add_later_drop(void *self) {
 }
 
 static const cx_future_vtable add_later_vtable = {
-    add_later_poll,    add_later_drop,      NULL,
-    sizeof(add_later), _Alignof(add_later), sizeof(int)};
+    .poll = add_later_poll,
+    .drop = add_later_drop,
+    .state_size = sizeof(add_later),
+    .state_align = _Alignof(add_later),
+    .output_size = sizeof(int)};
 
 int main(void) {
   add_later f = {.a = 40, .b = 2};
