@@ -44,6 +44,7 @@
 
 #include "waker/alloc.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 typedef struct cx__achan {
   pthread_mutex_t mu;
@@ -341,13 +342,17 @@ int cx_achan_send_blocking(cx_achan_tx *tx, const void *item) {
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
   while (ch->rx_alive && ch->len == ch->capacity) {
+    if (cx__current_executor() != NULL) {
+      rc = CX_EDEADLK; /* inside a task: see async_channel.h */
+      break;
+    }
     ch->blocked_senders++;
     pthread_cond_wait(&ch->not_full, &ch->mu);
     ch->blocked_senders--;
   }
-  if (!ch->rx_alive)
+  if (rc == CX_OK && !ch->rx_alive)
     rc = CX_EPIPE;
-  else
+  else if (rc == CX_OK)
     cx__push_item(ch, item, &d);
   pthread_mutex_unlock(&ch->mu);
   cx__deferred_run(&d);
@@ -361,13 +366,17 @@ int cx_achan_recv_blocking(cx_achan_rx *rx, void *item) {
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
   while (ch->len == 0 && ch->senders > 0) {
+    if (cx__current_executor() != NULL) {
+      rc = CX_EDEADLK; /* inside a task: see async_channel.h */
+      break;
+    }
     ch->blocked_receivers++;
     pthread_cond_wait(&ch->not_empty, &ch->mu);
     ch->blocked_receivers--;
   }
   if (ch->len > 0)
     cx__pop_item(ch, item, &d);
-  else
+  else if (rc == CX_OK)
     rc = CX_EPIPE;
   pthread_mutex_unlock(&ch->mu);
   cx__deferred_run(&d);

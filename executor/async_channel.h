@@ -36,8 +36,10 @@
  * always. Wakers are never woken or dropped with the mutex held, and
  * drop_item runs with it held (it must not use the channel).
  *
- * The blocking calls park the calling OS thread: never call them from inside
- * a task (they would block the whole executor).
+ * The blocking calls park the calling OS thread: they are for plain threads.
+ * Inside a task (on a thread running an executor) a call that would have to
+ * wait returns CX_EDEADLK instead, since waiting would stall the whole
+ * executor; one that need not wait (room to send, an item to take) works.
  */
 #ifndef CEXEC_ASYNC_CHANNEL_H
 #define CEXEC_ASYNC_CHANNEL_H
@@ -86,11 +88,12 @@ int cx_achan_try_recv(cx_achan_rx *rx, void *item);
 
 /* Blocks the calling thread while the channel is full, then copies *item in.
  * CX_OK, CX_EPIPE (receiver gone: the item stays with the caller),
- * CX_EINVAL. Plain threads only. */
+ * CX_EINVAL, CX_EDEADLK (full, inside a task: the item stays too). */
 int cx_achan_send_blocking(cx_achan_tx *tx, const void *item);
 
 /* Blocks the calling thread while the channel is empty and a sender is
- * alive. CX_OK, CX_EPIPE, CX_EINVAL. Plain threads only. */
+ * alive. CX_OK, CX_EPIPE, CX_EINVAL, CX_EDEADLK (empty with a sender alive,
+ * inside a task). */
 int cx_achan_recv_blocking(cx_achan_rx *rx, void *item);
 
 /* Items in the channel now (a snapshot). 0 for NULL. */
@@ -187,7 +190,8 @@ bool cx_oneshot_is_closed(const cx_oneshot_tx *tx);
  * already received), CX_EINVAL. */
 int cx_oneshot_try_recv(cx_oneshot_rx *rx, void *item);
 
-/* Blocks the calling thread until the item arrives. Plain threads only. */
+/* Blocks the calling thread until the item arrives. CX_OK, CX_EPIPE,
+ * CX_EINVAL, CX_EDEADLK (not sent yet, inside a task). */
 int cx_oneshot_recv_blocking(cx_oneshot_rx *rx, void *item);
 
 /* Drops the receiver (an item sent and not received is dropped). */

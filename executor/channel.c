@@ -15,6 +15,7 @@
 
 #include "waker/alloc.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 typedef struct cx__channel {
   pthread_mutex_t mu;
@@ -107,9 +108,14 @@ static int cx__ch_send(cx_sender *tx, const void *item, bool block) {
   cx__channel *ch = cx__ch_tx(tx);
   pthread_mutex_lock(&ch->mu);
   while (ch->receiver_alive && ch->len == ch->capacity) {
-    if (!block) {
+    /* Inside a task, waiting would stall the executor that runs the
+     * receiver (or every other task): refuse, as cx_executor_join does. */
+    int rc = !block                           ? CX_EAGAIN
+             : cx__current_executor() != NULL ? CX_EDEADLK
+                                              : CX_OK;
+    if (rc != CX_OK) {
       pthread_mutex_unlock(&ch->mu);
-      return CX_EAGAIN;
+      return rc;
     }
     pthread_cond_wait(&ch->not_full, &ch->mu);
   }
@@ -137,7 +143,10 @@ static int cx__ch_recv(cx_receiver *rx, void *item, bool block) {
   cx__channel *ch = cx__ch_rx(rx);
   pthread_mutex_lock(&ch->mu);
   while (ch->len == 0) {
-    int rc = ch->senders == 0 ? CX_EPIPE : (!block ? CX_EAGAIN : CX_OK);
+    int rc = ch->senders == 0                 ? CX_EPIPE
+             : !block                         ? CX_EAGAIN
+             : cx__current_executor() != NULL ? CX_EDEADLK
+                                              : CX_OK;
     if (rc != CX_OK) {
       pthread_mutex_unlock(&ch->mu);
       return rc;

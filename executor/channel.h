@@ -3,8 +3,11 @@
  * fixed-size items: the seed's std::sync::mpsc::sync_channel, in C.
  *
  * Blocking calls (send, recv) park the calling OS thread: use them from
- * plain threads, not from inside a task (a blocked task blocks its whole
- * executor). try_send / try_recv never block and are safe anywhere.
+ * plain threads. Inside a task (on a thread running an executor) they would
+ * stall every task of that executor, perhaps the one that would unblock
+ * them, so there they return CX_EDEADLK instead of blocking; they still
+ * succeed there when they need not wait (a recv on a non-empty channel).
+ * try_send / try_recv never block and are safe anywhere.
  *
  * Ownership: cx_channel_create() returns one sender and the receiver. Each
  * sender (including every clone) must be dropped once with
@@ -45,7 +48,8 @@ int cx_channel_create(size_t item_size, size_t capacity,
 int cx_sender_clone(cx_sender *tx, cx_sender **out);
 
 /* Copies *item in, blocking while the channel is full. CX_OK, CX_EPIPE
- * (receiver gone), CX_EINVAL. */
+ * (receiver gone), CX_EINVAL, CX_EDEADLK (full, and called inside a task:
+ * the item stays with the caller). */
 int cx_channel_send(cx_sender *tx, const void *item);
 
 /* As send, without blocking: CX_EAGAIN when full. */
@@ -53,7 +57,7 @@ int cx_channel_try_send(cx_sender *tx, const void *item);
 
 /* Moves the oldest item into *item, blocking while the channel is empty and
  * a sender is alive. CX_OK, CX_EPIPE (empty and every sender gone),
- * CX_EINVAL. */
+ * CX_EINVAL, CX_EDEADLK (empty with a sender alive, inside a task). */
 int cx_channel_recv(cx_receiver *rx, void *item);
 
 /* As recv, without blocking: CX_EAGAIN when empty with a sender alive. */

@@ -44,6 +44,7 @@
 
 #include "executor/debug.h"
 #include "executor/internal/task.h"
+#include "waker/internal/current.h"
 
 struct cx_executor {
   cx__scheduler sched; /* first: tasks see the executor through this */
@@ -76,10 +77,8 @@ struct cx_executor {
   bool spawners_gone;
 };
 
-static _Thread_local cx_executor *cx__current;
-
 cx_executor *cx_executor_current(void) {
-  return cx__current;
+  return (cx_executor *)cx__current_executor();
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -166,7 +165,7 @@ static void cx__unpark(cx_executor *ex) {
 
 static void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
   cx_executor *ex = (cx_executor *)s;
-  if (cx__current == ex) {
+  if (cx__current_executor() == ex) {
     cx__local_push(ex, t);
     return;
   }
@@ -291,13 +290,12 @@ static size_t cx__tick(cx_executor *ex, size_t limit) {
 static bool cx__enter(cx_executor *ex, cx_executor **saved) {
   if (ex->running) return false;
   ex->running = true;
-  *saved = cx__current;
-  cx__current = ex;
+  *saved = (cx_executor *)cx__set_current_executor(ex);
   return true;
 }
 
 static void cx__leave(cx_executor *ex, cx_executor *saved) {
-  cx__current = saved;
+  cx__set_current_executor(saved);
   ex->running = false;
 }
 
@@ -617,7 +615,7 @@ int cx_spawner_spawn(cx_spawner *sp, const cx_future_vtable *vtable,
   if (handle) *handle = NULL;
   if (sp == NULL) return CX_EINVAL;
   cx_executor *ex = cx__spawner_ex(sp);
-  if (cx__current == ex) return cx_spawn(ex, vtable, state, handle);
+  if (cx__current_executor() == ex) return cx_spawn(ex, vtable, state, handle);
   int rc = cx__spawn_check(vtable, state);
   if (rc != CX_OK) return rc;
   cx__task *t = cx__task_create(vtable, state, &ex->sched, handle != NULL);

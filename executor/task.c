@@ -75,6 +75,7 @@
 
 #include "waker/alloc.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 static size_t cx__align_up(size_t n, size_t a) {
   return (n + a - 1) & ~(a - 1);
@@ -486,6 +487,9 @@ int cx_join_handle_wait(cx_join_handle *h, void *out, size_t out_size) {
   cx__task *t = cx__task_from_handle(h);
   int rc = cx_join_handle_try_join(h, out, out_size);
   if (rc != CX_EAGAIN) return rc;
+  /* Waiting on an executor's thread would stall the tasks that run there,
+   * perhaps the very one we wait for: refuse (see task.h). */
+  if (cx__current_executor() != NULL) return CX_EDEADLK;
   cx__parker *p = cx_alloc(sizeof *p, _Alignof(cx__parker));
   if (p == NULL) return CX_ENOMEM;
   atomic_init(&p->refs, 1);

@@ -54,8 +54,10 @@ int cx_join_handle_try_join(cx_join_handle *h, void *out, size_t out_size);
 
 /*
  * Blocks the calling thread until the task ends, then joins as above.
- * Call it from a thread other than the one running the task's executor (on
- * that thread it would wait for itself: use cx_executor_join()). Returns
+ * For plain threads: on a thread running an executor (inside a task) it
+ * returns CX_EDEADLK if the task has not ended, rather than stall that
+ * executor, which may be the one that must run the task (use a join future,
+ * executor/join_future.h, or cx_executor_join() from outside). Returns
  * CX_ENOMEM if the thread parker cannot be allocated.
  */
 int cx_join_handle_wait(cx_join_handle *h, void *out, size_t out_size);

@@ -1031,4 +1031,77 @@ TEST(AchanThreads, TasksOnTwoExecutorsTalkAcrossThreads) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- blocking calls inside a task ----------------------------------------
+
+struct InTask {
+  cx_achan_tx *tx;
+  cx_achan_rx *rx;
+  cx_oneshot_rx *orx;
+  int value;
+};
+
+int RunInTask(int (*fn)(void *), void *ctx) {
+  cxtest::CallInTask call{fn, ctx};
+  int rc = 1;
+  EXPECT_EQ(cx_block_on(&cxtest::kCallInTaskVt, &call, &rc, sizeof rc), CX_OK);
+  return rc;
+}
+
+TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
+  ScopedCountingAllocator alloc;
+  cxtest::Watchdog dog(20, "blocking async-channel call inside a task");
+  Chan ch(1);
+  InTask p{ch.tx, ch.rx, nullptr, 0};
+  auto recv = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_achan_recv_blocking(q->rx, &q->value);
+  };
+  auto send = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_achan_send_blocking(q->tx, &q->value);
+  };
+  EXPECT_EQ(RunInTask(recv, &p), CX_EDEADLK);  // empty
+  p.value = 3;
+  EXPECT_EQ(RunInTask(send, &p), CX_OK);  // room: no blocking needed
+  p.value = 4;
+  EXPECT_EQ(RunInTask(send, &p), CX_EDEADLK);  // full
+  EXPECT_EQ(cx_achan_len(ch.rx), 1u);
+  p.value = 0;
+  EXPECT_EQ(RunInTask(recv, &p), CX_OK);  // not empty
+  EXPECT_EQ(p.value, 3);
+  cx_achan_tx_drop(ch.tx);
+  EXPECT_EQ(RunInTask(recv, &p), CX_EPIPE);  // disconnected, not deadlock
+  cx_achan_rx_drop(ch.rx);
+
+  cx_oneshot_tx *otx;
+  ASSERT_EQ(cx_oneshot_create(sizeof(int), nullptr, &otx, &p.orx), CX_OK);
+  auto orecv = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_oneshot_recv_blocking(q->orx, &q->value);
+  };
+  EXPECT_EQ(RunInTask(orecv, &p), CX_EDEADLK);
+  int v = 9;
+  ASSERT_EQ(cx_oneshot_send(otx, &v), CX_OK);
+  EXPECT_EQ(RunInTask(orecv, &p), CX_OK);
+  EXPECT_EQ(p.value, 9);
+  cx_oneshot_rx_drop(p.orx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(AchanInTask, PlainThreadStillBlocks) {
+  cxtest::Watchdog dog(20, "blocking async-channel recv from a plain thread");
+  Chan ch(1);
+  EXPECT_EQ(RunInTask([](void *) { return 0; }, nullptr), 0);
+  std::thread sender([&] {
+    int w = 6;
+    EXPECT_EQ(cx_achan_send_blocking(ch.tx, &w), CX_OK);
+  });
+  int got = 0;
+  EXPECT_EQ(cx_achan_recv_blocking(ch.rx, &got), CX_OK);
+  EXPECT_EQ(got, 6);
+  sender.join();
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+}
+
 }  // namespace

@@ -335,4 +335,45 @@ TEST(JoinFuture, AwaitsATaskOnAnotherExecutorThread) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- cx_join_handle_wait inside a task -----------------------------------
+
+struct WaitInTask {
+  cx_join_handle *h;
+  int value;
+};
+
+int RunInTask(cx_executor *ex, int (*fn)(void *), void *ctx) {
+  cxtest::CallInTask call{fn, ctx};
+  int rc = 1;
+  EXPECT_EQ(
+      cx_executor_block_on(ex, &cxtest::kCallInTaskVt, &call, &rc, sizeof rc),
+      CX_OK);
+  return rc;
+}
+
+TEST(JoinHandleWait, InsideATaskReturnsEdeadlkOnlyIfItWouldBlock) {
+  ScopedCountingAllocator alloc;
+  cxtest::Watchdog dog(20, "cx_join_handle_wait inside a task");
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  cxtest::Countdown cd{2, 77, nullptr};
+  WaitInTask w{nullptr, 0};
+  ASSERT_EQ(cx_spawn(ex, &cxtest::kCountdownVt, &cd, &w.h), CX_OK);
+  auto wait = [](void *c) {
+    auto *q = static_cast<WaitInTask *>(c);
+    return cx_join_handle_wait(q->h, &q->value, sizeof q->value);
+  };
+  // The countdown has not finished when the waiting task runs (it pends
+  // twice): waiting would stall the only thread that can finish it.
+  EXPECT_EQ(RunInTask(ex, wait, &w), CX_EDEADLK);
+  EXPECT_EQ(cx_executor_run(ex), CX_OK);  // the countdown finishes
+  ASSERT_TRUE(cx_join_handle_is_finished(w.h));
+  // Finished: the wait does not block, so it works inside a task too.
+  EXPECT_EQ(RunInTask(ex, wait, &w), CX_OK);
+  EXPECT_EQ(w.value, 77);
+  cx_join_handle_detach(w.h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tests/testutil.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -207,5 +208,39 @@ const cx_future_vtable kNeverVt = {.poll = NeverPoll,
                                    .state_size = sizeof(Never),
                                    .state_align = alignof(Never),
                                    .output_size = sizeof(int)};
+
+Watchdog::Watchdog(int seconds, const char *what) {
+  thread_ = std::thread([this, seconds, what] {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(seconds),
+                      [this] { return done_; })) {
+      std::fprintf(stderr, "watchdog: still blocked after %d s: %s\n", seconds,
+                   what);
+      std::abort();
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+static cx_poll CallInTaskPoll(void *self, cx_context *cx, void *out) {
+  (void)cx;
+  auto *c = static_cast<CallInTask *>(self);
+  *static_cast<int *>(out) = c->fn(c->ctx);
+  return CX_READY;
+}
+
+const cx_future_vtable kCallInTaskVt = {.poll = CallInTaskPoll,
+                                        .drop = nullptr,
+                                        .state_size = sizeof(CallInTask),
+                                        .state_align = alignof(CallInTask),
+                                        .output_size = sizeof(int)};
 
 }  // namespace cxtest

@@ -29,10 +29,12 @@
 #define CEXEC_TESTS_TESTUTIL_H
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "timer/timer.h"
@@ -157,6 +159,23 @@ class CountingWaker {
       drops_{0};
 };
 
+// Fails the test program instead of letting it hang: unless destroyed
+// within `seconds`, prints `what` and aborts. For tests of calls that used
+// to block forever (a regression then fails fast with a message).
+class Watchdog {
+ public:
+  Watchdog(int seconds, const char *what);
+  ~Watchdog();
+  Watchdog(const Watchdog &) = delete;
+  Watchdog &operator=(const Watchdog &) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 // Test futures shared by the async suites (output: an int).
 struct Stats {
   int polls = 0;
@@ -177,6 +196,14 @@ struct Never {
   Stats *stats;
 };
 extern const cx_future_vtable kNeverVt;
+
+// Calls fn(ctx) on its first poll and is ready with the int fn returns: runs
+// a piece of test code inside a task (cx_block_on(&kCallInTaskVt, ...)).
+struct CallInTask {
+  int (*fn)(void *ctx);
+  void *ctx;
+};
+extern const cx_future_vtable kCallInTaskVt;
 
 }  // namespace cxtest
 

@@ -23,7 +23,7 @@ extern "C" {
   XX(EAGAIN, -11, "operation would block")                        \
   XX(EBUSY, -16, "executor is already running")                   \
   XX(EPIPE, -32, "the other side of the channel is disconnected") \
-  XX(EDEADLK, -35, "no task can make progress")                   \
+  XX(EDEADLK, -35, "would deadlock: no task can make progress")   \
   XX(EOVERFLOW, -75, "reference count would overflow")            \
   XX(ENOTSUP, -95, "operation not supported in this context")     \
   XX(ESHUTDOWN, -108, "executor has shut down")                   \

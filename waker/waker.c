@@ -1,6 +1,7 @@
 #include "waker/waker.h"
 
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 int cx_waker_clone(const cx_waker *w, cx_waker *out) {
   if (out == NULL) return CX_EINVAL;
@@ -77,4 +78,17 @@ int cx_future_vtable_check(const cx_future_vtable *vt) {
   if (vt->state_size > 0x3fffffffu || vt->output_size > 0x3fffffffu)
     return CX_EINVAL;
   return CX_OK;
+}
+
+/* One per thread: plain loads and stores, never shared between threads. */
+static _Thread_local void *cx__current_ex;
+
+void *cx__current_executor(void) {
+  return cx__current_ex;
+}
+
+void *cx__set_current_executor(void *ex) {
+  void *prev = cx__current_ex;
+  cx__current_ex = ex;
+  return prev;
 }
