@@ -472,8 +472,10 @@ static void cx__parker_wake(const void *data) {
 }
 static int cx__parker_clone(const void *data, cx_waker *out);
 static const cx_waker_vtable cx__parker_vtable = {
-    cx__parker_clone, cx__parker_wake, cx__parker_wake_by_ref,
-    cx__parker_unref};
+    .clone = cx__parker_clone,
+    .wake = cx__parker_wake,
+    .wake_by_ref = cx__parker_wake_by_ref,
+    .drop = cx__parker_unref};
 static int cx__parker_clone(const void *data, cx_waker *out) {
   cx__parker *p = (cx__parker *)data;
   atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);

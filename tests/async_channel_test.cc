@@ -1104,4 +1104,33 @@ TEST(AchanInTask, PlainThreadStillBlocks) {
   cx_achan_rx_drop(ch.rx);
 }
 
+// ---- a broken waker is refused where it would be registered ---------------
+
+TEST(AchanBrokenWaker, PendingPollsRefuseAVtableWithoutWake) {
+  ScopedCountingAllocator alloc;
+  CountingWaker target;
+  cx_waker_vtable vt = CountingWaker::kVtable;
+  vt.wake = nullptr;
+  cx_waker broken = {&vt, &target};
+  cx_context cx = cx_context_from_waker(&broken);
+  Chan ch(1);
+  int v = 1, rc = 0;
+  cx_achan_recv r;
+  cx_achan_recv_init(&r, ch.rx, &v);
+  EXPECT_EQ(cx_achan_recv_poll(&r, &cx, &rc), CX_READY);  // would pend
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_recv_drop(&r);
+  ASSERT_EQ(cx_achan_try_send(ch.tx, &v), CX_OK);  // full now
+  cx_achan_send s;
+  cx_achan_send_init(&s, ch.tx, &v);
+  EXPECT_EQ(cx_achan_send_poll(&s, &cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_send_drop(&s);
+  EXPECT_EQ(target.clones(), 0);
+  EXPECT_EQ(target.refs(), 0);
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 }  // namespace

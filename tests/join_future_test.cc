@@ -376,4 +376,34 @@ TEST(JoinHandleWait, InsideATaskReturnsEdeadlkOnlyIfItWouldBlock) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- a broken waker is refused by the join registration -------------------
+
+TEST(JoinFutureBrokenWaker, PendingJoinRefusesAVtableWithoutDrop) {
+  ScopedCountingAllocator alloc;
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  Countdown cd{1, 5};
+  cx_join_handle *h;
+  ASSERT_EQ(cx_spawn(ex, &kCountdownVt, &cd, &h), CX_OK);
+  CountingWaker target;
+  cx_waker_vtable vt = CountingWaker::kVtable;
+  vt.drop = nullptr;
+  cx_waker broken = {&vt, &target};
+  cx_context cx = cx_context_from_waker(&broken);
+  cx_join_future f;
+  cx_join_future_init(&f, h, nullptr, sizeof(int), false);
+  int rc = 0;
+  EXPECT_EQ(cx_join_future_poll(&f, &cx, &rc), CX_READY);  // would pend
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_join_future_drop(&f);
+  EXPECT_EQ(target.clones(), 0);
+  EXPECT_EQ(cx_executor_run(ex), CX_OK);
+  int v = 0;
+  EXPECT_EQ(cx_join_handle_try_join(h, &v, sizeof v), CX_OK);
+  EXPECT_EQ(v, 5);
+  cx_join_handle_detach(h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 }  // namespace

@@ -203,6 +203,88 @@ TEST(WakerStore, CloneFailureLeavesSlotUnchanged) {
   cx_waker_drop(&slot);
 }
 
+// ---- broken waker vtables ---------------------------------------------------
+
+// A waker vtable missing one function is refused where wakers enter cexec
+// (clone, store) and skipped where a hand-made one is used directly.
+
+cx_waker_vtable Without(int which) {
+  cx_waker_vtable vt = CountingWaker::kVtable;
+  if (which == 0) vt.clone = nullptr;
+  if (which == 1) vt.wake = nullptr;
+  if (which == 2) vt.wake_by_ref = nullptr;
+  if (which == 3) vt.drop = nullptr;
+  return vt;
+}
+
+TEST(WakerVtable, CheckNamesEveryFunction) {
+  EXPECT_EQ(cx_waker_vtable_check(&CountingWaker::kVtable), CX_OK);
+  EXPECT_EQ(cx_waker_vtable_check(nullptr), CX_EINVAL);
+  for (int which = 0; which < 4; which++) {
+    cx_waker_vtable vt = Without(which);
+    EXPECT_EQ(cx_waker_vtable_check(&vt), CX_EINVAL) << which;
+  }
+}
+
+TEST(WakerVtable, CloneAndStoreRefuseABrokenVtable) {
+  for (int which = 0; which < 4; which++) {
+    CountingWaker target;
+    cx_waker_vtable vt = Without(which);
+    cx_waker broken = {&vt, &target};  // owns nothing: never dropped
+    cx_waker out = target.Borrowed();
+    EXPECT_EQ(cx_waker_clone(&broken, &out), CX_EINVAL) << which;
+    EXPECT_TRUE(cx_waker_is_empty(&out));
+    cx_waker slot = CX_WAKER_EMPTY;
+    EXPECT_EQ(cx_waker_store(&slot, &broken), CX_EINVAL) << which;
+    EXPECT_TRUE(cx_waker_is_empty(&slot));
+    // Even when the slot already holds that very waker (will_wake is true).
+    cx_waker same = broken;
+    EXPECT_EQ(cx_waker_store(&same, &broken), CX_EINVAL) << which;
+    EXPECT_EQ(target.clones(), 0) << which;
+    EXPECT_EQ(target.refs(), 0) << which;
+  }
+}
+
+TEST(WakerVtable, MissingFunctionsAreSkippedNotCalled) {
+  CountingWaker target;
+  cx_waker_vtable none = {.clone = nullptr,
+                          .wake = nullptr,
+                          .wake_by_ref = nullptr,
+                          .drop = nullptr};
+  cx_waker w = {&none, &target};
+  cx_waker_wake_by_ref(&w);
+  EXPECT_FALSE(cx_waker_is_empty(&w));
+  cx_waker_wake(&w);
+  EXPECT_TRUE(cx_waker_is_empty(&w));  // consumed all the same
+  w = {&none, &target};
+  cx_waker_drop(&w);
+  EXPECT_TRUE(cx_waker_is_empty(&w));
+  EXPECT_EQ(target.woken(), 0);
+  EXPECT_EQ(target.drops(), 0);
+}
+
+// A clone function that hands back a waker with a broken vtable.
+const cx_waker_vtable kNoWake = {
+    .clone = nullptr, .wake = nullptr, .wake_by_ref = nullptr, .drop = nullptr};
+int CloneToBroken(const void *data, cx_waker *out) {
+  out->vtable = &kNoWake;
+  out->data = data;
+  return CX_OK;
+}
+void Nothing(const void *) {}
+
+TEST(WakerVtable, CloneThatProducesABrokenWakerIsRefused) {
+  const cx_waker_vtable liar = {.clone = CloneToBroken,
+                                .wake = Nothing,
+                                .wake_by_ref = Nothing,
+                                .drop = Nothing};
+  int target = 0;
+  cx_waker w = {&liar, &target};
+  cx_waker out;
+  EXPECT_EQ(cx_waker_clone(&w, &out), CX_EINVAL);
+  EXPECT_TRUE(cx_waker_is_empty(&out));
+}
+
 // ---- the noop waker --------------------------------------------------------
 
 TEST(NoopWaker, EveryOperationIsHarmless) {

@@ -20,6 +20,15 @@
  * An "empty" waker (vtable == NULL) is a valid value that owns nothing: every
  * operation on it is a no-op. It plays the role of Option<Waker>::None.
  *
+ * Broken vtables. A non-NULL waker vtable must have all four functions
+ * (cx_waker_vtable_check). Wakers enter cexec only by being cloned or
+ * stored (cx_waker_clone, cx_waker_store: every future of cexec, join
+ * handles, the async channels and the timers register wakers that way), and
+ * both refuse a broken vtable with CX_EINVAL, so cexec never keeps a waker
+ * it could not wake or drop. cx_waker_wake / _wake_by_ref / _drop on a
+ * broken waker made by hand skip the missing function (a no-op: the
+ * reference it stood for is then lost, never a crash).
+ *
  * Thread-safety: every function here may be called from any thread, on
  * wakers whose vtable is thread-safe (all wakers made by cexec are).
  */
@@ -65,9 +74,15 @@ static inline bool cx_waker_is_empty(const cx_waker *w) {
   return w == NULL || w->vtable == NULL;
 }
 
+/* CX_OK when vt has all four functions; CX_EINVAL otherwise (and for NULL,
+ * which as a waker's vtable means "empty", valid but not a vtable). */
+int cx_waker_vtable_check(const cx_waker_vtable *vt);
+
 /* Makes *out a second owner of w's target. Borrows w. On error (w NULL or
- * out NULL: CX_EINVAL; vtable refusal, e.g. CX_EOVERFLOW) *out is left empty
- * (when out is not NULL). Cloning the empty waker gives the empty waker. */
+ * out NULL, a vtable failing cx_waker_vtable_check, or a clone function
+ * that wrote such a waker: CX_EINVAL; vtable refusal, e.g. CX_EOVERFLOW)
+ * *out is left empty (when out is not NULL). Cloning the empty waker gives
+ * the empty waker. */
 int cx_waker_clone(const cx_waker *w, cx_waker *out);
 
 /* Wakes w's target and consumes w (it is empty afterwards). NULL is a no-op. */
@@ -87,8 +102,9 @@ bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b);
 
 /* Replaces *slot with a clone of w unless they already wake the same target
  * (the usual "store the latest waker" step of a leaf future). Returns CX_OK
- * or the clone's error, in which case *slot is unchanged. Not thread-safe
- * with respect to *slot. */
+ * or the clone's error (CX_EINVAL for NULL arguments or a broken vtable,
+ * even if *slot already holds it), in which case *slot is unchanged. Not
+ * thread-safe with respect to *slot. */
 int cx_waker_store(cx_waker *slot, const cx_waker *w);
 
 /* A waker whose operations do nothing. Never needs dropping (dropping it is
