@@ -34,6 +34,12 @@ static void cx__child_drop(cx_future *f) {
   if (vt->drop) vt->drop(state);
 }
 
+/* The arguments every poll needs: NULL ones make the poll a no-op that
+ * returns CX_READY (see "NULL arguments" in combinators.h). */
+static bool cx__poll_args_ok(const void *self, const cx_context *cx) {
+  return self != NULL && cx != NULL && cx->waker != NULL;
+}
+
 /* Polls *f if still pending; when it completes, drops it. Returns true if
  * the child is done (now or earlier). */
 static bool cx__child_poll(cx_future *f, cx_context *cx, void *out) {
@@ -58,6 +64,7 @@ int cx_join2_init(cx_join2 *j, cx_future a, void *out_a, cx_future b,
 }
 
 cx_poll cx_join2_poll(cx_join2 *j, cx_context *cx) {
+  if (!cx__poll_args_ok(j, cx)) return CX_READY;
   bool a_done = cx__child_poll(&j->a, cx, j->out_a);
   bool b_done = cx__child_poll(&j->b, cx, j->out_b);
   return (a_done && b_done) ? CX_READY : CX_PENDING;
@@ -106,6 +113,7 @@ int cx_join_all_init(cx_join_all *j, cx_future *futures, void **outputs,
 }
 
 cx_poll cx_join_all_poll(cx_join_all *j, cx_context *cx) {
+  if (!cx__poll_args_ok(j, cx)) return CX_READY;
   for (size_t i = 0; i < j->n && j->remaining > 0; i++) {
     if (j->futures[i].vtable == NULL) continue;
     if (cx__child_poll(&j->futures[i], cx, j->outputs ? j->outputs[i] : NULL))
@@ -148,6 +156,10 @@ int cx_select_init(cx_select *s, cx_future *futures, void **outputs, size_t n) {
 }
 
 cx_poll cx_select_poll(cx_select *s, cx_context *cx, size_t *winner) {
+  if (!cx__poll_args_ok(s, cx)) {
+    if (winner) *winner = SIZE_MAX;
+    return CX_READY;
+  }
   if (s->winner == SIZE_MAX) {
     for (size_t i = 0; i < s->n; i++) {
       if (s->futures[i].vtable == NULL) continue;
@@ -212,6 +224,10 @@ static cx_poll cx__and_then_finish(cx_and_then *a, int rc, int *result) {
 }
 
 cx_poll cx_and_then_poll(cx_and_then *a, cx_context *cx, int *result) {
+  if (!cx__poll_args_ok(a, cx)) {
+    if (result) *result = CX_EINVAL;
+    return CX_READY;
+  }
   if (a->stage == CX__AT_FIRST) {
     if (!cx__child_poll(&a->first, cx, a->first_out)) return CX_PENDING;
     cx_future second = cx__no_future;
@@ -284,6 +300,10 @@ int cx_timeout_init_until(cx_timeout *t, cx_future inner, void *inner_out,
 }
 
 cx_poll cx_timeout_poll(cx_timeout *t, cx_context *cx, int *result) {
+  if (!cx__poll_args_ok(t, cx)) {
+    if (result) *result = CX_EINVAL;
+    return CX_READY;
+  }
   if (!t->done) {
     if (cx__child_poll(&t->inner, cx, t->inner_out)) {
       t->result = CX_OK;

@@ -1133,4 +1133,110 @@ TEST(AchanBrokenWaker, PendingPollsRefuseAVtableWithoutWake) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- NULL arguments: the whole surface
+// ---------------------------------------
+
+TEST(AchanNull, EveryFunctionAndVtableAcceptsNull) {
+  ScopedCountingAllocator alloc;
+  Ctx c;
+  cx_context no_waker = cx_context_from_waker(nullptr);
+  Chan ch(1);
+  int v = 0, rc = 0;
+  cx_achan_tx *out = ch.tx;
+  EXPECT_EQ(cx_achan_create(4, 1, nullptr, nullptr, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_tx_clone(nullptr, &out), CX_EINVAL);
+  EXPECT_EQ(out, nullptr);
+  EXPECT_EQ(cx_achan_tx_clone(ch.tx, nullptr), CX_EINVAL);
+  cx_achan_tx_drop(nullptr);
+  cx_achan_rx_drop(nullptr);
+  EXPECT_EQ(cx_achan_try_send(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_send(ch.tx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_recv(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_recv(ch.rx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_send_blocking(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_send_blocking(ch.tx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_recv_blocking(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_recv_blocking(ch.rx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_len(nullptr), 0u);
+  EXPECT_TRUE(cx_achan_is_closed(nullptr));
+
+  // The send future.
+  cx_achan_send_init(nullptr, ch.tx, &v);
+  EXPECT_EQ(cx_achan_send_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_send s;
+  for (int k = 0; k < 2; k++) {
+    cx_achan_send_init(&s, k == 0 ? nullptr : ch.tx, k == 0 ? &v : nullptr);
+    rc = 0;
+    EXPECT_EQ(cx_achan_send_poll(&s, &c.cx, &rc), CX_READY);
+    EXPECT_EQ(rc, CX_EINVAL);
+    cx_achan_send_drop(&s);
+  }
+  cx_achan_send_init(&s, ch.tx, &v);
+  rc = 0;
+  EXPECT_EQ(cx_achan_send_poll(&s, nullptr, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  rc = 0;
+  EXPECT_EQ(cx_achan_send_poll(&s, &no_waker, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  EXPECT_EQ(cx_achan_send_poll(&s, nullptr, nullptr), CX_READY);
+  rc = 0;
+  EXPECT_EQ(cx_achan_send_vtable.poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_send_vtable.drop(nullptr);
+  cx_achan_send_drop(nullptr);
+  cx_achan_send_drop(&s);
+
+  // The recv future.
+  cx_achan_recv_init(nullptr, ch.rx, &v);
+  EXPECT_EQ(cx_achan_recv_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_recv r;
+  for (int k = 0; k < 2; k++) {
+    cx_achan_recv_init(&r, k == 0 ? nullptr : ch.rx, k == 0 ? &v : nullptr);
+    rc = 0;
+    EXPECT_EQ(cx_achan_recv_poll(&r, &c.cx, &rc), CX_READY);
+    EXPECT_EQ(rc, CX_EINVAL);
+    cx_achan_recv_drop(&r);
+  }
+  cx_achan_recv_init(&r, ch.rx, &v);
+  rc = 0;
+  EXPECT_EQ(cx_achan_recv_poll(&r, nullptr, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  rc = 0;
+  EXPECT_EQ(cx_achan_recv_poll(&r, &no_waker, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  rc = 0;
+  EXPECT_EQ(cx_achan_recv_vtable.poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_recv_vtable.drop(nullptr);
+  cx_achan_recv_drop(nullptr);
+  cx_achan_recv_drop(&r);
+  EXPECT_EQ(c.target.clones(), 0);  // nothing was registered
+
+  // Oneshot.
+  cx_oneshot_tx *otx = nullptr;
+  cx_oneshot_rx *orx = nullptr;
+  EXPECT_EQ(cx_oneshot_create(4, nullptr, nullptr, &orx), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_create(4, nullptr, &otx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_send(nullptr, &v), CX_EINVAL);
+  cx_oneshot_tx_drop(nullptr);
+  EXPECT_TRUE(cx_oneshot_is_closed(nullptr));
+  EXPECT_EQ(cx_oneshot_try_recv(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_recv_blocking(nullptr, &v), CX_EINVAL);
+  cx_oneshot_rx_drop(nullptr);
+  cx_oneshot_recv_init(nullptr, nullptr, &v);
+  EXPECT_EQ(cx_oneshot_recv_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_oneshot_recv_drop(nullptr);
+  ASSERT_EQ(cx_oneshot_create(sizeof(int), nullptr, &otx, &orx), CX_OK);
+  EXPECT_EQ(cx_oneshot_try_recv(orx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_send(otx, nullptr), CX_EINVAL);  // consumes otx
+  cx_oneshot_rx_drop(orx);
+
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 }  // namespace

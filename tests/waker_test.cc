@@ -285,6 +285,42 @@ TEST(WakerVtable, CloneThatProducesABrokenWakerIsRefused) {
   EXPECT_TRUE(cx_waker_is_empty(&out));
 }
 
+// ---- NULL arguments: the whole surface of waker.h, alloc.h, error.h ---------
+
+TEST(WakerNull, EveryFunctionAcceptsNull) {
+  CountingWaker target;
+  cx_waker w = target.Make();
+  cx_waker out = target.Borrowed();
+  EXPECT_TRUE(cx_waker_is_empty(nullptr));
+  EXPECT_EQ(cx_waker_vtable_check(nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_waker_clone(nullptr, &out), CX_EINVAL);
+  EXPECT_TRUE(cx_waker_is_empty(&out));
+  EXPECT_EQ(cx_waker_clone(&w, nullptr), CX_EINVAL);
+  cx_waker_wake(nullptr);
+  cx_waker_wake_by_ref(nullptr);
+  cx_waker_drop(nullptr);
+  EXPECT_FALSE(cx_waker_will_wake(nullptr, &w));
+  EXPECT_FALSE(cx_waker_will_wake(&w, nullptr));
+  EXPECT_FALSE(cx_waker_will_wake(nullptr, nullptr));
+  cx_waker slot = CX_WAKER_EMPTY;
+  EXPECT_EQ(cx_waker_store(nullptr, &w), CX_EINVAL);
+  EXPECT_EQ(cx_waker_store(&slot, nullptr), CX_EINVAL);
+  EXPECT_TRUE(cx_waker_is_empty(&slot));
+  cx_context cx = cx_context_from_waker(nullptr);
+  EXPECT_EQ(cx.waker, nullptr);
+  EXPECT_EQ(cx_future_vtable_check(nullptr), CX_EINVAL);
+  EXPECT_EQ(target.clones(), 0);
+  EXPECT_EQ(target.woken(), 0);
+  cx_waker_drop(&w);
+  EXPECT_EQ(target.refs(), 0);
+  // alloc.h: NULL restores the default allocator; freeing NULL is a no-op.
+  EXPECT_EQ(cx_set_allocator(nullptr), CX_OK);
+  cx_free(nullptr, 8, 8);
+  // error.h takes no pointer; every int has a message and a name.
+  EXPECT_NE(cx_strerror(12345), nullptr);
+  EXPECT_NE(cx_err_name(12345), nullptr);
+}
+
 // ---- the noop waker --------------------------------------------------------
 
 TEST(NoopWaker, EveryOperationIsHarmless) {

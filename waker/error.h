@@ -8,6 +8,11 @@
  *
  * Nothing in cexec calls abort() or exit() on bad input: misuse that can be
  * detected is reported as CX_EINVAL (or a more precise code).
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer; functions returning int return CX_EINVAL for one (see
+ * waker/waker.h for the whole rule). The two functions here take no
+ * pointer.
  */
 #ifndef CEXEC_ERROR_H
 #define CEXEC_ERROR_H

@@ -31,6 +31,16 @@
  *
  * Thread-safety: every function here may be called from any thread, on
  * wakers whose vtable is thread-safe (all wakers made by cexec are).
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_WAKER_H
 #define CEXEC_WAKER_H
@@ -70,6 +80,7 @@ struct cx_waker {
 #define CX_WAKER_EMPTY ((cx_waker){NULL, NULL})
 #endif
 
+/* True for the empty waker; NULL counts as empty. */
 static inline bool cx_waker_is_empty(const cx_waker *w) {
   return w == NULL || w->vtable == NULL;
 }
@@ -124,7 +135,8 @@ typedef struct cx_context {
   struct cx_driver_host *host;  /* I/O driver access, or NULL (no I/O) */
 } cx_context;
 
-/* A context over a waker alone (no executor, no timers). */
+/* A context over a waker alone (no executor, no timers). w NULL gives a
+ * context that cexec's polls refuse (CX_EINVAL). */
 static inline cx_context cx_context_from_waker(const cx_waker *w) {
   cx_context cx = {w, NULL, NULL, NULL};
   return cx;
@@ -161,19 +173,23 @@ typedef struct cx_future_vtable {
   size_t output_align; /* power of two <= 64; 0 means alignof(max_align_t) */
 } cx_future_vtable;
 
-/* A borrowed, type-erased future: what combinators hold. */
+/* A borrowed, type-erased future: what combinators hold. {NULL, NULL} is
+ * "no future" (a combinator's dropped child). */
 typedef struct cx_future {
   const cx_future_vtable *vtable;
   void *state;
 } cx_future;
 
+/* Polls f through its vtable. f.vtable must not be NULL (a hot-path
+ * helper: check a vtable once with cx_future_vtable_check); cx and output
+ * go to the poll function as they are. */
 static inline cx_poll cx_future_poll(cx_future f, cx_context *cx,
                                      void *output) {
   return f.vtable->poll(f.state, cx, output);
 }
 
 /* Checks a vtable for the rules above (and sizes below 1 GiB each). Returns
- * CX_OK or CX_EINVAL. */
+ * CX_OK or CX_EINVAL (also for NULL). */
 int cx_future_vtable_check(const cx_future_vtable *vt);
 
 #ifdef __cplusplus
