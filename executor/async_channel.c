@@ -473,19 +473,9 @@ void cx_achan_send_drop(cx_achan_send *s) {
   cx__deferred_run(&d);
 }
 
-static cx_poll cx__send_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_achan_send_poll((cx_achan_send *)self, cx, (int *)out);
-}
-static void cx__send_vt_drop(void *self) {
-  cx_achan_send_drop((cx_achan_send *)self);
-}
-
-const cx_future_vtable cx_achan_send_vtable = {
-    .poll = cx__send_vt_poll,
-    .drop = cx__send_vt_drop,
-    .state_size = sizeof(cx_achan_send),
-    .state_align = _Alignof(cx_achan_send),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_achan_send, cx_achan_send, int)
+const cx_future_vtable cx_achan_send_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_achan_send, cx_achan_send, int);
 
 /* ---- the recv future ---------------------------------------------------- */
 
@@ -558,19 +548,9 @@ void cx_achan_recv_drop(cx_achan_recv *r) {
   cx__deferred_run(&d);
 }
 
-static cx_poll cx__recv_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_achan_recv_poll((cx_achan_recv *)self, cx, (int *)out);
-}
-static void cx__recv_vt_drop(void *self) {
-  cx_achan_recv_drop((cx_achan_recv *)self);
-}
-
-const cx_future_vtable cx_achan_recv_vtable = {
-    .poll = cx__recv_vt_poll,
-    .drop = cx__recv_vt_drop,
-    .state_size = sizeof(cx_achan_recv),
-    .state_align = _Alignof(cx_achan_recv),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_achan_recv, cx_achan_recv, int)
+const cx_future_vtable cx_achan_recv_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_achan_recv, cx_achan_recv, int);
 
 /* ---- oneshot: a capacity-1 channel with a single, single-use sender ------ */
 

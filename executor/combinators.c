@@ -76,19 +76,9 @@ void cx_join2_drop(cx_join2 *j) {
   cx__child_drop(&j->b);
 }
 
-static cx_poll cx__join2_vt_poll(void *self, cx_context *cx, void *out) {
-  (void)out;
-  return cx_join2_poll((cx_join2 *)self, cx);
-}
-static void cx__join2_vt_drop(void *self) {
-  cx_join2_drop((cx_join2 *)self);
-}
-
-const cx_future_vtable cx_join2_vtable = {.poll = cx__join2_vt_poll,
-                                          .drop = cx__join2_vt_drop,
-                                          .state_size = sizeof(cx_join2),
-                                          .state_align = _Alignof(cx_join2),
-                                          .output_size = 0};
+CX_FUTURE_TRAMPOLINES_NO_OUTPUT(cx_join2, cx_join2)
+const cx_future_vtable cx_join2_vtable =
+    CX_FUTURE_VTABLE_INIT_NO_OUTPUT(cx_join2, cx_join2);
 
 /* ---- join_all ----------------------------------------------------------- */
 
@@ -127,20 +117,9 @@ void cx_join_all_drop(cx_join_all *j) {
   for (size_t i = 0; i < j->n; i++) cx__child_drop(&j->futures[i]);
 }
 
-static cx_poll cx__join_all_vt_poll(void *self, cx_context *cx, void *out) {
-  (void)out;
-  return cx_join_all_poll((cx_join_all *)self, cx);
-}
-static void cx__join_all_vt_drop(void *self) {
-  cx_join_all_drop((cx_join_all *)self);
-}
-
-const cx_future_vtable cx_join_all_vtable = {
-    .poll = cx__join_all_vt_poll,
-    .drop = cx__join_all_vt_drop,
-    .state_size = sizeof(cx_join_all),
-    .state_align = _Alignof(cx_join_all),
-    .output_size = 0};
+CX_FUTURE_TRAMPOLINES_NO_OUTPUT(cx_join_all, cx_join_all)
+const cx_future_vtable cx_join_all_vtable =
+    CX_FUTURE_VTABLE_INIT_NO_OUTPUT(cx_join_all, cx_join_all);
 
 /* ---- select ------------------------------------------------------------- */
 
@@ -182,18 +161,9 @@ void cx_select_drop(cx_select *s) {
   for (size_t i = 0; i < s->n; i++) cx__child_drop(&s->futures[i]);
 }
 
-static cx_poll cx__select_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_select_poll((cx_select *)self, cx, (size_t *)out);
-}
-static void cx__select_vt_drop(void *self) {
-  cx_select_drop((cx_select *)self);
-}
-
-const cx_future_vtable cx_select_vtable = {.poll = cx__select_vt_poll,
-                                           .drop = cx__select_vt_drop,
-                                           .state_size = sizeof(cx_select),
-                                           .state_align = _Alignof(cx_select),
-                                           .output_size = sizeof(size_t)};
+CX_FUTURE_TRAMPOLINES(cx_select, cx_select, size_t)
+const cx_future_vtable cx_select_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_select, cx_select, size_t);
 
 /* ---- and_then ----------------------------------------------------------- */
 
@@ -255,19 +225,9 @@ void cx_and_then_drop(cx_and_then *a) {
   cx__child_drop(&a->second);
 }
 
-static cx_poll cx__and_then_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_and_then_poll((cx_and_then *)self, cx, (int *)out);
-}
-static void cx__and_then_vt_drop(void *self) {
-  cx_and_then_drop((cx_and_then *)self);
-}
-
-const cx_future_vtable cx_and_then_vtable = {
-    .poll = cx__and_then_vt_poll,
-    .drop = cx__and_then_vt_drop,
-    .state_size = sizeof(cx_and_then),
-    .state_align = _Alignof(cx_and_then),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_and_then, cx_and_then, int)
+const cx_future_vtable cx_and_then_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_and_then, cx_and_then, int);
 
 /* ---- timeout ------------------------------------------------------------ */
 
@@ -325,15 +285,6 @@ void cx_timeout_drop(cx_timeout *t) {
   cx_sleep_drop(&t->sleep);
 }
 
-static cx_poll cx__timeout_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_timeout_poll((cx_timeout *)self, cx, (int *)out);
-}
-static void cx__timeout_vt_drop(void *self) {
-  cx_timeout_drop((cx_timeout *)self);
-}
-
-const cx_future_vtable cx_timeout_vtable = {.poll = cx__timeout_vt_poll,
-                                            .drop = cx__timeout_vt_drop,
-                                            .state_size = sizeof(cx_timeout),
-                                            .state_align = _Alignof(cx_timeout),
-                                            .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_timeout, cx_timeout, int)
+const cx_future_vtable cx_timeout_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_timeout, cx_timeout, int);

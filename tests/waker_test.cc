@@ -386,6 +386,70 @@ TEST(FutureVtable, RejectsBadInputs) {
   EXPECT_EQ(cx_future_vtable_check(&big_output), CX_EINVAL);
 }
 
+// ---- CX_FUTURE_TRAMPOLINES / CX_FUTURE_VTABLE_INIT --------------------------
+
+struct alignas(32) demo_fut {
+  int polls;
+  int drops;
+};
+cx_poll demo_fut_poll(demo_fut *self, cx_context *cx, int64_t *out) {
+  self->polls++;
+  if (cx == nullptr) return CX_PENDING;
+  *out = 7;
+  return CX_READY;
+}
+void demo_fut_drop(demo_fut *self) {
+  self->drops++;
+}
+CX_FUTURE_TRAMPOLINES(demo_fut, demo_fut, int64_t)
+const cx_future_vtable demo_fut_vtable =
+    CX_FUTURE_VTABLE_INIT(demo_fut, demo_fut, int64_t);
+
+struct demo_unit {
+  int polls;
+  int drops;
+};
+cx_poll demo_unit_poll(demo_unit *self, cx_context *) {
+  self->polls++;
+  return CX_READY;
+}
+void demo_unit_drop(demo_unit *self) {
+  self->drops++;
+}
+CX_FUTURE_TRAMPOLINES_NO_OUTPUT(demo_unit, demo_unit)
+const cx_future_vtable demo_unit_vtable =
+    CX_FUTURE_VTABLE_INIT_NO_OUTPUT(demo_unit, demo_unit);
+
+TEST(FutureMacros, VtableFieldsComeFromTheTypes) {
+  EXPECT_EQ(cx_future_vtable_check(&demo_fut_vtable), CX_OK);
+  EXPECT_EQ(demo_fut_vtable.state_size, sizeof(demo_fut));
+  EXPECT_EQ(demo_fut_vtable.state_align, 32u);
+  EXPECT_EQ(demo_fut_vtable.output_size, sizeof(int64_t));
+  EXPECT_EQ(demo_fut_vtable.output_align, alignof(int64_t));
+  EXPECT_EQ(demo_fut_vtable.drop_output, nullptr);
+  EXPECT_EQ(cx_future_vtable_check(&demo_unit_vtable), CX_OK);
+  EXPECT_EQ(demo_unit_vtable.state_size, sizeof(demo_unit));
+  EXPECT_EQ(demo_unit_vtable.output_size, 0u);
+}
+
+TEST(FutureMacros, TrampolinesCallPollAndDrop) {
+  cx_waker n = cx_waker_noop();
+  cx_context cx = cx_context_from_waker(&n);
+  demo_fut f{};
+  int64_t out = 0;
+  EXPECT_EQ(demo_fut_vtable.poll(&f, &cx, &out), CX_READY);
+  EXPECT_EQ(out, 7);
+  EXPECT_EQ(demo_fut_vtable.poll(&f, nullptr, &out), CX_PENDING);
+  demo_fut_vtable.drop(&f);
+  EXPECT_EQ(f.polls, 2);
+  EXPECT_EQ(f.drops, 1);
+  demo_unit u{};
+  EXPECT_EQ(demo_unit_vtable.poll(&u, &cx, nullptr), CX_READY);
+  demo_unit_vtable.drop(&u);
+  EXPECT_EQ(u.polls, 1);
+  EXPECT_EQ(u.drops, 1);
+}
+
 // ---- errors ----------------------------------------------------------------
 
 TEST(Errors, EveryCodeHasNameAndMessage) {

@@ -192,6 +192,64 @@ static inline cx_poll cx_future_poll(cx_future f, cx_context *cx,
  * CX_OK or CX_EINVAL (also for NULL). */
 int cx_future_vtable_check(const cx_future_vtable *vt);
 
+/*
+ * Writing a future's vtable without writing its trampolines by hand.
+ *
+ * A future type T named NAME, written the way cexec's own futures are, has
+ *   cx_poll NAME_poll(T *self, cx_context *cx, OUT *out);  (OUT: its output)
+ *   cx_poll NAME_poll(T *self, cx_context *cx);             (no output)
+ *   void NAME_drop(T *self);
+ * The vtable wants functions of void pointers; these macros write them
+ * (static, named cx__vt_poll_NAME and cx__vt_drop_NAME) and the vtable's
+ * designated initializer, with the sizes and alignments taken from T and
+ * OUT so that they cannot drift from the types:
+ *
+ *   CX_FUTURE_TRAMPOLINES(my_read, my_read, int)
+ *   const cx_future_vtable my_read_vtable =
+ *       CX_FUTURE_VTABLE_INIT(my_read, my_read, int);
+ *
+ * The _NO_OUTPUT forms are for futures without output (output_size 0).
+ * drop_output is left NULL: an output that owns something needs its own
+ * vtable initializer.
+ */
+#ifdef __cplusplus
+#define CX__VT_ALIGNOF(type) alignof(type)
+#else
+#define CX__VT_ALIGNOF(type) _Alignof(type)
+#endif
+
+#define CX_FUTURE_TRAMPOLINES(name, type, out_type)                          \
+  static cx_poll cx__vt_poll_##name(void *self, cx_context *cx, void *out) { \
+    return name##_poll((type *)self, cx, (out_type *)out);                   \
+  }                                                                          \
+  static void cx__vt_drop_##name(void *self) {                               \
+    name##_drop((type *)self);                                               \
+  }
+
+#define CX_FUTURE_TRAMPOLINES_NO_OUTPUT(name, type)                          \
+  static cx_poll cx__vt_poll_##name(void *self, cx_context *cx, void *out) { \
+    (void)out;                                                               \
+    return name##_poll((type *)self, cx);                                    \
+  }                                                                          \
+  static void cx__vt_drop_##name(void *self) {                               \
+    name##_drop((type *)self);                                               \
+  }
+
+#define CX_FUTURE_VTABLE_INIT(name, type, out_type)                       \
+  {                                                                       \
+    .poll = cx__vt_poll_##name, .drop = cx__vt_drop_##name,               \
+    .drop_output = NULL, .state_size = sizeof(type),                      \
+    .state_align = CX__VT_ALIGNOF(type), .output_size = sizeof(out_type), \
+    .output_align = CX__VT_ALIGNOF(out_type)                              \
+  }
+
+#define CX_FUTURE_VTABLE_INIT_NO_OUTPUT(name, type)                          \
+  {                                                                          \
+    .poll = cx__vt_poll_##name, .drop = cx__vt_drop_##name,                  \
+    .drop_output = NULL, .state_size = sizeof(type),                         \
+    .state_align = CX__VT_ALIGNOF(type), .output_size = 0, .output_align = 0 \
+  }
+
 #ifdef __cplusplus
 }
 #endif
