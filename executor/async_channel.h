@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "executor/internal/list.h" /* the type of a private field */
 #include "waker/waker.h"
 
 #ifdef __cplusplus
@@ -121,11 +122,11 @@ bool cx_achan_is_closed(const cx_achan_tx *tx);
 typedef struct cx_achan_send {
   cx_achan_tx *tx;
   const void *item;
-  struct cx_achan_send *prev, *next; /* FIFO of waiting senders */
-  cx_waker waker;                    /* guarded by the channel's mutex */
-  bool queued;   /* in the FIFO (guarded by the channel's mutex) */
-  bool notified; /* popped and woken: owes a turn (guarded likewise) */
-  bool waiting;  /* owner only: returned CX_PENDING, not finished */
+  cx__list_node link; /* in the FIFO of waiting senders */
+  cx_waker waker;     /* guarded by the channel's mutex */
+  bool queued;        /* in the FIFO (guarded by the channel's mutex) */
+  bool notified;      /* popped and woken: owes a turn (guarded likewise) */
+  bool waiting;       /* owner only: returned CX_PENDING, not finished */
   bool done;
 } cx_achan_send;
 

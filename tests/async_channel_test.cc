@@ -1040,13 +1040,6 @@ struct InTask {
   int value;
 };
 
-int RunInTask(int (*fn)(void *), void *ctx) {
-  cxtest::CallInTask call{fn, ctx};
-  int rc = 1;
-  EXPECT_EQ(cx_block_on(&cxtest::kCallInTaskVt, &call, &rc, sizeof rc), CX_OK);
-  return rc;
-}
-
 TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   ScopedCountingAllocator alloc;
   cxtest::Watchdog dog(20, "blocking async-channel call inside a task");
@@ -1060,17 +1053,18 @@ TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
     auto *q = static_cast<InTask *>(c);
     return cx_achan_send_blocking(q->tx, &q->value);
   };
-  EXPECT_EQ(RunInTask(recv, &p), CX_EDEADLK);  // empty
+  EXPECT_EQ(cxtest::RunInTask(recv, &p), CX_EDEADLK);  // empty
   p.value = 3;
-  EXPECT_EQ(RunInTask(send, &p), CX_OK);  // room: no blocking needed
+  EXPECT_EQ(cxtest::RunInTask(send, &p), CX_OK);  // room: no blocking needed
   p.value = 4;
-  EXPECT_EQ(RunInTask(send, &p), CX_EDEADLK);  // full
+  EXPECT_EQ(cxtest::RunInTask(send, &p), CX_EDEADLK);  // full
   EXPECT_EQ(cx_achan_len(ch.rx), 1u);
   p.value = 0;
-  EXPECT_EQ(RunInTask(recv, &p), CX_OK);  // not empty
+  EXPECT_EQ(cxtest::RunInTask(recv, &p), CX_OK);  // not empty
   EXPECT_EQ(p.value, 3);
   cx_achan_tx_drop(ch.tx);
-  EXPECT_EQ(RunInTask(recv, &p), CX_EPIPE);  // disconnected, not deadlock
+  EXPECT_EQ(cxtest::RunInTask(recv, &p),
+            CX_EPIPE);  // disconnected, not deadlock
   cx_achan_rx_drop(ch.rx);
 
   cx_oneshot_tx *otx;
@@ -1079,10 +1073,10 @@ TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
     auto *q = static_cast<InTask *>(c);
     return cx_oneshot_recv_blocking(q->orx, &q->value);
   };
-  EXPECT_EQ(RunInTask(orecv, &p), CX_EDEADLK);
+  EXPECT_EQ(cxtest::RunInTask(orecv, &p), CX_EDEADLK);
   int v = 9;
   ASSERT_EQ(cx_oneshot_send(otx, &v), CX_OK);
-  EXPECT_EQ(RunInTask(orecv, &p), CX_OK);
+  EXPECT_EQ(cxtest::RunInTask(orecv, &p), CX_OK);
   EXPECT_EQ(p.value, 9);
   cx_oneshot_rx_drop(p.orx);
   EXPECT_EQ(alloc.live(), 0u);
@@ -1091,7 +1085,7 @@ TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
 TEST(AchanInTask, PlainThreadStillBlocks) {
   cxtest::Watchdog dog(20, "blocking async-channel recv from a plain thread");
   Chan ch(1);
-  EXPECT_EQ(RunInTask([](void *) { return 0; }, nullptr), 0);
+  EXPECT_EQ(cxtest::RunInTask([](void *) { return 0; }, nullptr), 0);
   std::thread sender([&] {
     int w = 6;
     EXPECT_EQ(cx_achan_send_blocking(ch.tx, &w), CX_OK);

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "executor/channel.h"
-#include "executor/executor.h"
 #include "tests/testutil.h"
 #include "waker/error.h"
 
@@ -423,20 +422,13 @@ struct ChanPair {
   int value;
 };
 
-int RunInTask(int (*fn)(void *), void *ctx) {
-  cxtest::CallInTask call{fn, ctx};
-  int rc = 1;
-  EXPECT_EQ(cx_block_on(&cxtest::kCallInTaskVt, &call, &rc, sizeof rc), CX_OK);
-  return rc;
-}
-
 TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   cxtest::ScopedCountingAllocator alloc;
   cxtest::Watchdog dog(20, "blocking channel call inside a task");
   ChanPair p{};
   ASSERT_EQ(cx_channel_create(sizeof(int), 1, nullptr, &p.tx, &p.rx), CX_OK);
   // Empty: recv would block.
-  EXPECT_EQ(RunInTask(
+  EXPECT_EQ(cxtest::RunInTask(
                 [](void *c) {
                   auto *q = static_cast<ChanPair *>(c);
                   return cx_channel_recv(q->rx, &q->value);
@@ -445,7 +437,7 @@ TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
             CX_EDEADLK);
   // Not full: send goes through inside the task.
   p.value = 7;
-  EXPECT_EQ(RunInTask(
+  EXPECT_EQ(cxtest::RunInTask(
                 [](void *c) {
                   auto *q = static_cast<ChanPair *>(c);
                   return cx_channel_send(q->tx, &q->value);
@@ -454,7 +446,7 @@ TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
             CX_OK);
   // Full now: send would block.
   p.value = 8;
-  EXPECT_EQ(RunInTask(
+  EXPECT_EQ(cxtest::RunInTask(
                 [](void *c) {
                   auto *q = static_cast<ChanPair *>(c);
                   return cx_channel_send(q->tx, &q->value);
@@ -464,7 +456,7 @@ TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   EXPECT_EQ(cx_channel_len(p.rx), 1u);  // the refused item was not taken
   // Not empty: recv works inside the task.
   p.value = 0;
-  EXPECT_EQ(RunInTask(
+  EXPECT_EQ(cxtest::RunInTask(
                 [](void *c) {
                   auto *q = static_cast<ChanPair *>(c);
                   return cx_channel_recv(q->rx, &q->value);
@@ -474,7 +466,7 @@ TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   EXPECT_EQ(p.value, 7);
   // Disconnected beats deadlock: recv on an empty channel with no sender.
   cx_sender_drop(p.tx);
-  EXPECT_EQ(RunInTask(
+  EXPECT_EQ(cxtest::RunInTask(
                 [](void *c) {
                   auto *q = static_cast<ChanPair *>(c);
                   return cx_channel_recv(q->rx, &q->value);
@@ -491,7 +483,7 @@ TEST(ChannelInTask, PlainThreadStillBlocksAfterATaskRan) {
   cx_receiver *rx;
   ASSERT_EQ(cx_channel_create(sizeof(int), 1, nullptr, &tx, &rx), CX_OK);
   // The marker is cleared when the executor returns.
-  EXPECT_EQ(RunInTask([](void *) { return 0; }, nullptr), 0);
+  EXPECT_EQ(cxtest::RunInTask([](void *) { return 0; }, nullptr), 0);
   int got = 0, rc = 1;
   std::thread receiver([&] { rc = cx_channel_recv(rx, &got); });
   int v = 5;

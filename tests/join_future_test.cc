@@ -342,15 +342,6 @@ struct WaitInTask {
   int value;
 };
 
-int RunInTask(cx_executor *ex, int (*fn)(void *), void *ctx) {
-  cxtest::CallInTask call{fn, ctx};
-  int rc = 1;
-  EXPECT_EQ(
-      cx_executor_block_on(ex, &cxtest::kCallInTaskVt, &call, &rc, sizeof rc),
-      CX_OK);
-  return rc;
-}
-
 TEST(JoinHandleWait, InsideATaskReturnsEdeadlkOnlyIfItWouldBlock) {
   ScopedCountingAllocator alloc;
   cxtest::Watchdog dog(20, "cx_join_handle_wait inside a task");
@@ -365,11 +356,11 @@ TEST(JoinHandleWait, InsideATaskReturnsEdeadlkOnlyIfItWouldBlock) {
   };
   // The countdown has not finished when the waiting task runs (it pends
   // twice): waiting would stall the only thread that can finish it.
-  EXPECT_EQ(RunInTask(ex, wait, &w), CX_EDEADLK);
+  EXPECT_EQ(cxtest::RunInTask(wait, &w, ex), CX_EDEADLK);
   EXPECT_EQ(cx_executor_run(ex), CX_OK);  // the countdown finishes
   ASSERT_TRUE(cx_join_handle_is_finished(w.h));
   // Finished: the wait does not block, so it works inside a task too.
-  EXPECT_EQ(RunInTask(ex, wait, &w), CX_OK);
+  EXPECT_EQ(cxtest::RunInTask(wait, &w, ex), CX_OK);
   EXPECT_EQ(w.value, 77);
   cx_join_handle_detach(w.h);
   EXPECT_EQ(cx_executor_destroy(ex), CX_OK);

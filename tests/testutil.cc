@@ -1,9 +1,12 @@
 #include "tests/testutil.h"
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
+#include "executor/executor.h"
 #include "waker/error.h"
 
 namespace cxtest {
@@ -242,5 +245,14 @@ const cx_future_vtable kCallInTaskVt = {.poll = CallInTaskPoll,
                                         .state_size = sizeof(CallInTask),
                                         .state_align = alignof(CallInTask),
                                         .output_size = sizeof(int)};
+
+int RunInTask(int (*fn)(void *ctx), void *ctx, cx_executor *ex) {
+  CallInTask call{fn, ctx};
+  int rc = 1;
+  int run = ex ? cx_executor_block_on(ex, &kCallInTaskVt, &call, &rc, sizeof rc)
+               : cx_block_on(&kCallInTaskVt, &call, &rc, sizeof rc);
+  EXPECT_EQ(run, CX_OK);
+  return rc;
+}
 
 }  // namespace cxtest

@@ -41,6 +41,8 @@
 #include "waker/alloc.h"
 #include "waker/waker.h"
 
+struct cx_executor;
+
 namespace cxtest {
 
 // Counts every block cexec allocates through cx_alloc(). Installed by the
@@ -204,6 +206,11 @@ struct CallInTask {
   void *ctx;
 };
 extern const cx_future_vtable kCallInTaskVt;
+
+// Runs fn(ctx) inside a task and returns what it returned: on `ex` with
+// cx_executor_block_on, or on a fresh executor (cx_block_on) when ex is
+// NULL. Adds a test failure if the task cannot be run.
+int RunInTask(int (*fn)(void *ctx), void *ctx, cx_executor *ex = nullptr);
 
 }  // namespace cxtest
 
