@@ -1133,7 +1133,6 @@ TEST(AchanBrokenWaker, PendingPollsRefuseAVtableWithoutWake) {
 TEST(AchanNull, EveryFunctionAndVtableAcceptsNull) {
   ScopedCountingAllocator alloc;
   Ctx c;
-  cx_context no_waker = cx_context_from_waker(nullptr);
   Chan ch(1);
   int v = 0, rc = 0;
   cx_achan_tx *out = ch.tx;
@@ -1167,17 +1166,8 @@ TEST(AchanNull, EveryFunctionAndVtableAcceptsNull) {
     cx_achan_send_drop(&s);
   }
   cx_achan_send_init(&s, ch.tx, &v);
-  rc = 0;
-  EXPECT_EQ(cx_achan_send_poll(&s, nullptr, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_achan_send_poll(&s, &no_waker, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  EXPECT_EQ(cx_achan_send_poll(&s, nullptr, nullptr), CX_READY);
-  rc = 0;
-  EXPECT_EQ(cx_achan_send_vtable.poll(nullptr, &c.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  cx_achan_send_vtable.drop(nullptr);
+  cxtest::ExpectPollRejectsNull(cx_achan_send_poll, cx_achan_send_vtable, &s,
+                                &c.cx, int{CX_EINVAL});
   cx_achan_send_drop(nullptr);
   cx_achan_send_drop(&s);
 
@@ -1194,16 +1184,8 @@ TEST(AchanNull, EveryFunctionAndVtableAcceptsNull) {
     cx_achan_recv_drop(&r);
   }
   cx_achan_recv_init(&r, ch.rx, &v);
-  rc = 0;
-  EXPECT_EQ(cx_achan_recv_poll(&r, nullptr, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_achan_recv_poll(&r, &no_waker, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_achan_recv_vtable.poll(nullptr, &c.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  cx_achan_recv_vtable.drop(nullptr);
+  cxtest::ExpectPollRejectsNull(cx_achan_recv_poll, cx_achan_recv_vtable, &r,
+                                &c.cx, int{CX_EINVAL});
   cx_achan_recv_drop(nullptr);
   cx_achan_recv_drop(&r);
   EXPECT_EQ(c.target.clones(), 0);  // nothing was registered

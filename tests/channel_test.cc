@@ -421,6 +421,14 @@ struct ChanPair {
   cx_receiver *rx;
   int value;
 };
+int RecvValue(void *c) {
+  auto *q = static_cast<ChanPair *>(c);
+  return cx_channel_recv(q->rx, &q->value);
+}
+int SendValue(void *c) {
+  auto *q = static_cast<ChanPair *>(c);
+  return cx_channel_send(q->tx, &q->value);
+}
 
 TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   cxtest::ScopedCountingAllocator alloc;
@@ -428,51 +436,21 @@ TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
   ChanPair p{};
   ASSERT_EQ(cx_channel_create(sizeof(int), 1, nullptr, &p.tx, &p.rx), CX_OK);
   // Empty: recv would block.
-  EXPECT_EQ(cxtest::RunInTask(
-                [](void *c) {
-                  auto *q = static_cast<ChanPair *>(c);
-                  return cx_channel_recv(q->rx, &q->value);
-                },
-                &p),
-            CX_EDEADLK);
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_EDEADLK);
   // Not full: send goes through inside the task.
   p.value = 7;
-  EXPECT_EQ(cxtest::RunInTask(
-                [](void *c) {
-                  auto *q = static_cast<ChanPair *>(c);
-                  return cx_channel_send(q->tx, &q->value);
-                },
-                &p),
-            CX_OK);
+  EXPECT_EQ(cxtest::RunInTask(SendValue, &p), CX_OK);
   // Full now: send would block.
   p.value = 8;
-  EXPECT_EQ(cxtest::RunInTask(
-                [](void *c) {
-                  auto *q = static_cast<ChanPair *>(c);
-                  return cx_channel_send(q->tx, &q->value);
-                },
-                &p),
-            CX_EDEADLK);
+  EXPECT_EQ(cxtest::RunInTask(SendValue, &p), CX_EDEADLK);
   EXPECT_EQ(cx_channel_len(p.rx), 1u);  // the refused item was not taken
   // Not empty: recv works inside the task.
   p.value = 0;
-  EXPECT_EQ(cxtest::RunInTask(
-                [](void *c) {
-                  auto *q = static_cast<ChanPair *>(c);
-                  return cx_channel_recv(q->rx, &q->value);
-                },
-                &p),
-            CX_OK);
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_OK);
   EXPECT_EQ(p.value, 7);
   // Disconnected beats deadlock: recv on an empty channel with no sender.
   cx_sender_drop(p.tx);
-  EXPECT_EQ(cxtest::RunInTask(
-                [](void *c) {
-                  auto *q = static_cast<ChanPair *>(c);
-                  return cx_channel_recv(q->rx, &q->value);
-                },
-                &p),
-            CX_EPIPE);
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_EPIPE);
   cx_receiver_drop(p.rx);
   EXPECT_EQ(alloc.live(), 0u);
 }

@@ -873,21 +873,8 @@ TEST(CombinatorsNull, EveryFunctionAndVtableAcceptsNull) {
   cx_future fsel[1] = {Fut(&kCountdownVt, &a)};
   cx_select sel;
   ASSERT_EQ(cx_select_init(&sel, fsel, os, 1), CX_OK);
-  winner = 0;
-  EXPECT_EQ(cx_select_poll(nullptr, &h.cx, &winner), CX_READY);
-  EXPECT_EQ(winner, SIZE_MAX);
-  winner = 0;
-  EXPECT_EQ(cx_select_poll(&sel, nullptr, &winner), CX_READY);
-  EXPECT_EQ(winner, SIZE_MAX);
-  winner = 0;
-  EXPECT_EQ(cx_select_poll(&sel, &no_waker, &winner), CX_READY);
-  EXPECT_EQ(winner, SIZE_MAX);
-  EXPECT_EQ(cx_select_poll(&sel, nullptr, nullptr), CX_READY);
-  winner = 0;
-  EXPECT_EQ(cx_select_vtable.poll(nullptr, &h.cx, &winner), CX_READY);
-  EXPECT_EQ(winner, SIZE_MAX);
-  EXPECT_EQ(cx_select_vtable.poll(&sel, nullptr, nullptr), CX_READY);
-  cx_select_vtable.drop(nullptr);
+  cxtest::ExpectPollRejectsNull(cx_select_poll, cx_select_vtable, &sel, &h.cx,
+                                SIZE_MAX);
   cx_select_drop(nullptr);
   EXPECT_EQ(st.polls, 0);
   EXPECT_EQ(cx_select_poll(&sel, &h.cx, &winner), CX_PENDING);  // intact
@@ -902,21 +889,8 @@ TEST(CombinatorsNull, EveryFunctionAndVtableAcceptsNull) {
                 nullptr, nullptr),
             CX_OK);
   st = Stats{};
-  rc = 0;
-  EXPECT_EQ(cx_and_then_poll(nullptr, &h.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_and_then_poll(&at, nullptr, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_and_then_poll(&at, &no_waker, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  EXPECT_EQ(cx_and_then_poll(&at, nullptr, nullptr), CX_READY);
-  rc = 0;
-  EXPECT_EQ(cx_and_then_vtable.poll(nullptr, &h.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  EXPECT_EQ(cx_and_then_vtable.poll(&at, nullptr, nullptr), CX_READY);
-  cx_and_then_vtable.drop(nullptr);
+  cxtest::ExpectPollRejectsNull(cx_and_then_poll, cx_and_then_vtable, &at,
+                                &h.cx, int{CX_EINVAL});
   cx_and_then_drop(nullptr);
   EXPECT_EQ(st.polls, 0);
   EXPECT_EQ(cx_and_then_poll(&at, &h.cx, &rc), CX_READY);  // intact
@@ -931,21 +905,8 @@ TEST(CombinatorsNull, EveryFunctionAndVtableAcceptsNull) {
             CX_EINVAL);
   ASSERT_EQ(cx_timeout_init(&to, Fut(&kNeverVt, &n), &oa, kMs), CX_OK);
   st = Stats{};
-  rc = 0;
-  EXPECT_EQ(cx_timeout_poll(nullptr, &h.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_timeout_poll(&to, nullptr, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  rc = 0;
-  EXPECT_EQ(cx_timeout_poll(&to, &no_waker, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  EXPECT_EQ(cx_timeout_poll(&to, nullptr, nullptr), CX_READY);
-  rc = 0;
-  EXPECT_EQ(cx_timeout_vtable.poll(nullptr, &h.cx, &rc), CX_READY);
-  EXPECT_EQ(rc, CX_EINVAL);
-  EXPECT_EQ(cx_timeout_vtable.poll(&to, nullptr, nullptr), CX_READY);
-  cx_timeout_vtable.drop(nullptr);
+  cxtest::ExpectPollRejectsNull(cx_timeout_poll, cx_timeout_vtable, &to, &h.cx,
+                                int{CX_EINVAL});
   cx_timeout_drop(nullptr);
   EXPECT_EQ(st.polls, 0);
   EXPECT_EQ(cx_timeout_poll(&to, &h.cx, &rc), CX_PENDING);  // intact

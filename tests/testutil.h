@@ -37,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "timer/timer.h"
 #include "waker/alloc.h"
 #include "waker/waker.h"
@@ -211,6 +213,33 @@ extern const cx_future_vtable kCallInTaskVt;
 // cx_executor_block_on, or on a fresh executor (cx_block_on) when ex is
 // NULL. Adds a test failure if the task cannot be run.
 int RunInTask(int (*fn)(void *ctx), void *ctx, cx_executor *ex = nullptr);
+
+// Checks the NULL rule on a poll function with a result output and on its
+// vtable: NULL self, context or context waker make it return CX_READY with
+// `invalid` in the result (and a NULL result pointer is not written); the
+// vtable's poll and drop accept NULL. `good` is a valid context for self.
+template <typename T, typename Out>
+void ExpectPollRejectsNull(cx_poll (*poll)(T *, cx_context *, Out *),
+                           const cx_future_vtable &vt, T *self,
+                           cx_context *good, Out invalid) {
+  cx_context no_waker = *good;
+  no_waker.waker = nullptr;
+  struct Case {
+    T *self;
+    cx_context *cx;
+  } cases[] = {{nullptr, good}, {self, nullptr}, {self, &no_waker}};
+  for (const Case &c : cases) {
+    Out r{};
+    EXPECT_EQ(poll(c.self, c.cx, &r), CX_READY);
+    EXPECT_EQ(r, invalid);
+    r = Out{};
+    EXPECT_EQ(vt.poll(c.self, c.cx, &r), CX_READY);
+    EXPECT_EQ(r, invalid);
+  }
+  EXPECT_EQ(poll(self, nullptr, nullptr), CX_READY);
+  EXPECT_EQ(vt.poll(self, nullptr, nullptr), CX_READY);
+  vt.drop(nullptr);
+}
 
 }  // namespace cxtest
 
