@@ -240,4 +240,41 @@ TEST(Examples, HttpHelloKeepAliveAndPipelining) {
   StopWithSigint(server);
 }
 
+TEST(Examples, ChatBroadcastsLines) {
+  Watchdog dog;
+  Proc server;
+  int port = StartServer(server, "chat");
+  ASSERT_GT(port, 0);
+  int c[3];
+  for (int i = 0; i < 3; i++) {
+    c[i] = Dial(port);
+    ASSERT_GE(c[i], 0);
+    // Each is welcomed once the hub knows it: lines sent after that reach it.
+    EXPECT_EQ(ReadLine(c[i]), "welcome " + std::to_string(i + 1));
+  }
+  SendAll(c[0], "hello from one\n");
+  EXPECT_EQ(ReadLine(c[1]), "1: hello from one");
+  EXPECT_EQ(ReadLine(c[2]), "1: hello from one");
+  // Two lines in one write, one split over two writes, CRLF endings.
+  SendAll(c[2], "a\r\nb\nsp");
+  usleep(20000);
+  SendAll(c[2], "lit\n");
+  for (int i : {0, 1}) {
+    EXPECT_EQ(ReadLine(c[i]), "3: a");
+    EXPECT_EQ(ReadLine(c[i]), "3: b");
+    EXPECT_EQ(ReadLine(c[i]), "3: split");
+  }
+  // One leaves: the others keep talking.
+  close(c[1]);
+  SendAll(c[0], "still here\n");
+  EXPECT_EQ(ReadLine(c[2]), "1: still here");
+  // The sender never gets its own lines: the next thing c[0] reads is
+  // c[2]'s line.
+  SendAll(c[2], "bye\n");
+  EXPECT_EQ(ReadLine(c[0]), "3: bye");
+  StopWithSigint(server);
+  close(c[0]);
+  close(c[2]);
+}
+
 }  // namespace
