@@ -32,7 +32,8 @@
  * (the thread of the executor polling them); hand a listener to another
  * thread only with no future alive on it. The accept future registers the
  * listener with the I/O driver of the executor polling it (on first wait);
- * from then on every future on it must be polled by that executor.
+ * from then on every future on it must be polled by that executor, until
+ * that executor is destroyed (then another one may take it over).
  * At most one accept future should wait at a time (the listener keeps one
  * reader waker; a second one replaces the first).
  */

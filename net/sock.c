@@ -57,7 +57,8 @@ bool cx__sock_is_closed(const cx__sock *s) {
   return s->fd < 0;
 }
 
-/* ---- close and the readiness loop ------------------------------------------ */
+/* ---- close and the readiness loop ------------------------------------------
+ */
 
 static unsigned interest_of(cx__dir dir) {
   return dir == CX__DIR_READ ? CX_IO_READ : CX_IO_WRITE;
@@ -102,8 +103,13 @@ cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
         return CX_PENDING;
       }
       if (ready.bits & CX_IO_SHUTDOWN) {
-        *result = CX_EBADF;
-        break;
+        /* Shut down while our fd is open: not our close, so the driver went
+         * away (its executor was destroyed). Give that registration up and
+         * register again with the driver polling us now. */
+        cx_io_deregister(s->reg);
+        s->reg = NULL;
+        *waiting = CX_WAKER_EMPTY;
+        continue;
       }
     }
     /* Not registered yet: try first, most operations complete at once. */
