@@ -79,7 +79,8 @@ uint64_t cx_listener_backoffs(const cx_listener *l);
 
 /* Closes the fd (a Unix socket's path is unlinked) and gives up the
  * caller's handle: call it exactly once. Pending accepts wake and complete
- * with CX_EBADF. NULL is a no-op. */
+ * with CX_EBADF (one waiting out an EMFILE backoff does so when its wait
+ * ends). NULL is a no-op. */
 void cx_listener_close(cx_listener *l);
 
 /* ---- the accept future ------------------------------------------------- */

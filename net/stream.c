@@ -111,6 +111,7 @@ static cx_poll connect_finish(cx_connect *c, int rc, int *result) {
   }
   c->sock = NULL;
   c->started = false;
+  c->addr.len = 0; /* polled again by mistake: CX_EINVAL, no new socket */
   if (result) *result = rc;
   return CX_READY;
 }
