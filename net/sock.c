@@ -84,6 +84,13 @@ void cx__sock_close(cx__sock *s) {
 cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
                          cx__sock_try_fn try_fn, void *arg, cx_waker *waiting,
                          ssize_t *result) {
+  return cx__sock_poll_io_ex(s, cx, dir, try_fn, arg, waiting, result, 0);
+}
+
+cx_poll cx__sock_poll_io_ex(cx__sock *s, cx_context *cx, cx__dir dir,
+                            cx__sock_try_fn try_fn, void *arg,
+                            cx_waker *waiting, ssize_t *result,
+                            size_t drained_below) {
   for (int round = 0;; round++) {
     if (s->fd < 0) {
       *result = CX_EBADF;
@@ -115,6 +122,11 @@ cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
     /* Not registered yet: try first, most operations complete at once. */
     ssize_t r = try_fn(s->fd, arg);
     if (r != CX_EAGAIN) {
+      /* A short TCP read emptied the receive queue: forget the readiness
+       * now rather than pay an EAGAIN on the next read (data arriving
+       * meanwhile moved the tick, so it is not lost). */
+      if (r > 0 && (size_t)r < drained_below && s->reg != NULL)
+        cx_io_clear_ready(s->reg, ready);
       *result = r;
       break;
     }

@@ -209,8 +209,9 @@ cx_poll cx_stream_read_poll(cx_stream_read *r, cx_context *cx,
     n = r->error ? r->error : CX_EINVAL;
   } else if (r->len == 0) {
     n = 0;
-  } else if (cx__sock_poll_io(r->sock, cx, CX__DIR_READ, try_read, r,
-                              &r->waiting, &n) == CX_PENDING) {
+  } else if (cx__sock_poll_io_ex(
+                 r->sock, cx, CX__DIR_READ, try_read, r, &r->waiting, &n,
+                 r->sock->family == AF_UNIX ? 0 : r->len) == CX_PENDING) {
     return CX_PENDING;
   }
   read_release(r);
