@@ -862,9 +862,9 @@ TEST_P(Runtime, StressManyWakesAcrossWorkersAndThreadsNoneLost) {
   Watchdog dog(120, "Stress");
   cx_runtime *rt = NewRuntime(workers());
   constexpr int kTasks = 64;
-  constexpr int kHops = 2000;  // wakes from tasks, per task
+  constexpr int kHops = 5000;  // wakes from tasks, per task
   constexpr int kForeign = 2;  // foreign threads
-  constexpr int kForeignWakes = 50000;
+  constexpr int kForeignWakes = 200000;
   struct Node {
     std::mutex mu;
     cx_waker w = kEmptyWaker;
@@ -873,7 +873,6 @@ TEST_P(Runtime, StressManyWakesAcrossWorkersAndThreadsNoneLost) {
   };
   std::vector<Node> nodes(kTasks);
   std::atomic<long> total_consumed{0};
-  std::atomic<int> finished{0};
   std::vector<cx_join_handle *> hs(kTasks);
   auto give = [&](int to) {
     nodes[to].credits.fetch_add(1);
@@ -881,32 +880,28 @@ TEST_P(Runtime, StressManyWakesAcrossWorkersAndThreadsNoneLost) {
     cx_waker_wake_by_ref(&nodes[to].w);
   };
   for (int i = 0; i < kTasks; i++) {
-    ASSERT_EQ(
-        SpawnFn(
-            rt,
-            [&, i](Fn &, cx_context *cx, int *out) {
-              Node &n = nodes[i];
-              {
-                std::lock_guard<std::mutex> g(n.mu);
-                EXPECT_EQ(cx_waker_store(&n.w, cx->waker), CX_OK);
-              }
-              // Consume the credits given so far; pass each on to the
-              // next task (a hop) until this task has made kHops.
-              int c = n.credits.exchange(0);
-              for (int k = 0; k < c; k++) {
-                n.consumed++;
-                total_consumed.fetch_add(1);
-                if (n.consumed <= kHops) give((i + 1 + n.consumed) % kTasks);
-              }
-              if (n.consumed >= kHops + kForeignWakes * kForeign / kTasks) {
-                finished.fetch_add(1);
-                *out = n.consumed;
-                return CX_READY;
-              }
-              return CX_PENDING;
-            },
-            &hs[i]),
-        CX_OK);
+    ASSERT_EQ(SpawnFn(
+                  rt,
+                  [&, i](Fn &, cx_context *cx, int *out) {
+                    Node &n = nodes[i];
+                    {
+                      std::lock_guard<std::mutex> g(n.mu);
+                      EXPECT_EQ(cx_waker_store(&n.w, cx->waker), CX_OK);
+                    }
+                    // Consume the credits given so far; pass each on to the
+                    // next task (a hop) until this task has made kHops.
+                    int c = n.credits.exchange(0);
+                    for (int k = 0; k < c; k++) {
+                      n.consumed++;
+                      total_consumed.fetch_add(1);
+                      if (n.consumed <= kHops)
+                        give((i + 1 + n.consumed) % kTasks);
+                    }
+                    (void)out;  // never ready: shutdown cancels it
+                    return CX_PENDING;
+                  },
+                  &hs[i]),
+              CX_OK);
   }
   // Seed: one credit each, and the foreign threads add theirs.
   for (int i = 0; i < kTasks; i++) give(i);
@@ -919,14 +914,14 @@ TEST_P(Runtime, StressManyWakesAcrossWorkersAndThreadsNoneLost) {
   for (auto &th : threads) th.join();
   // Total credits: kTasks seeds + kTasks * kHops hops + foreign wakes. A
   // task stops passing after kHops, so credits drain; every credit given
-  // is eventually consumed (nothing lost) once every task has been polled
-  // after its last credit.
+  // is consumed (nothing lost) once every task has been polled after its
+  // last credit. The tasks never finish: shutdown cancels them.
   const long expect = kTasks + static_cast<long>(kTasks) * kHops +
                       static_cast<long>(kForeign) * kForeignWakes;
-  ASSERT_TRUE(WaitUntil([&] { return total_consumed.load() == expect; }, 100))
+  EXPECT_TRUE(WaitUntil([&] { return total_consumed.load() == expect; }, 60))
       << total_consumed.load() << " of " << expect;
-  EXPECT_EQ(cx_runtime_shutdown(rt, 0),
-            finished.load() == kTasks ? CX_OK : CX_ETIMEDOUT);
+  // (On failure, still shut down: the tasks point into this frame.)
+  EXPECT_EQ(cx_runtime_shutdown(rt, 0), CX_ETIMEDOUT);
   for (int i = 0; i < kTasks; i++) cx_join_handle_detach(hs[i]);
   for (auto &n : nodes) {
     std::lock_guard<std::mutex> g(n.mu);
@@ -935,7 +930,7 @@ TEST_P(Runtime, StressManyWakesAcrossWorkersAndThreadsNoneLost) {
   cx_runtime_stats s;
   cx_runtime_get_stats(rt, &s);
   EXPECT_EQ(s.live, 0u);
-  EXPECT_EQ(s.completed + s.cancelled, static_cast<uint64_t>(kTasks));
+  EXPECT_EQ(s.cancelled, static_cast<uint64_t>(kTasks));
   EXPECT_EQ(cx_runtime_destroy(rt), CX_OK);
   EXPECT_EQ(alloc.live(), 0u);
   EXPECT_EQ(alloc.bad_frees(), 0u);
@@ -992,11 +987,21 @@ TEST_P(Runtime, ShutdownWhileTasksRunAndThreadsHoldWakersAndHandles) {
     handles.push_back(h);
   }
   // Finishing ones, detached.
+  std::atomic<int> ready_done{0};
   for (int i = 0; i < 100; i++)
-    ASSERT_EQ(SpawnFn(rt, Ready(i), nullptr, &drops), CX_OK);
+    ASSERT_EQ(SpawnFn(
+                  rt,
+                  [&ready_done](Fn &, cx_context *, int *out) {
+                    ready_done++;
+                    *out = 0;
+                    return CX_READY;
+                  },
+                  nullptr, &drops),
+              CX_OK);
   ASSERT_TRUE(WaitUntil([&] {
     std::lock_guard<std::mutex> g(sh.mu);
     return sh.wakers.size() == static_cast<size_t>(kIdle) &&
+           ready_done.load() == 100 &&
            running.load() == static_cast<int>(workers());
   }));
   // Foreign threads: keep waking the idle tasks, and join-poll half of the
