@@ -93,28 +93,6 @@
 #define CX__IDLE_SEARCHING_MASK 0xffffu
 #define CX__IDLE_UNPARKED_ONE (1u << 16)
 
-/* ---- task transitions ---------------------------------------------------
- * The only lines that know task.c's transition names (issue 8 renames them
- * and gives each its own result enum). */
-typedef enum { CX__RT_POLL, CX__RT_CANCEL, CX__RT_GONE } cx__rt_run;
-typedef enum { CX__RT_DONE, CX__RT_NOTIFIED, CX__RT_CANCELLED } cx__rt_idle;
-
-static cx__rt_run cx__rt_to_running(cx__task *t) {
-  cx__action a = cx__task_transition_to_running(t);
-  return a == CX__ACT_POLL     ? CX__RT_POLL
-         : a == CX__ACT_CANCEL ? CX__RT_CANCEL
-                               : CX__RT_GONE;
-}
-static cx__rt_idle cx__rt_to_idle(cx__task *t) {
-  cx__action a = cx__task_transition_to_idle(t);
-  return a == CX__ACT_RESCHEDULE ? CX__RT_NOTIFIED
-         : a == CX__ACT_CANCEL   ? CX__RT_CANCELLED
-                                 : CX__RT_DONE;
-}
-static void cx__rt_complete(cx__task *t, bool has_output) {
-  cx__task_finish(t, has_output);
-}
-
 /* ---- structures --------------------------------------------------------- */
 
 /* Counters written by their worker only: relaxed load + store, read by
@@ -500,7 +478,7 @@ static void cx__finish(cx__worker *w, cx__task *t, bool has_output) {
     CX__COUNT(w, completed, 1);
   else
     CX__COUNT(w, cancelled, 1);
-  cx__rt_complete(t, has_output);
+  cx__task_complete(t, has_output);
   if (signal) {
     /* Shutdown may be waiting for the lists to empty. */
     pthread_mutex_lock(&rt->done_mu);
@@ -513,9 +491,9 @@ static void cx__finish(cx__worker *w, cx__task *t, bool has_output) {
  */
 
 static void cx__run_one(cx__worker *w, cx__task *t) {
-  cx__rt_run r = cx__rt_to_running(t);
-  if (r == CX__RT_GONE) return;
-  if (r == CX__RT_CANCEL) {
+  cx__run_result r = cx__task_transition_to_running(t);
+  if (r == CX__RUN_GONE) return;
+  if (r == CX__RUN_CANCEL) {
     cx__finish(w, t, false);
     return;
   }
@@ -533,16 +511,16 @@ static void cx__run_one(cx__worker *w, cx__task *t) {
     cx__finish(w, t, true);
     return;
   }
-  switch (cx__rt_to_idle(t)) {
-    case CX__RT_NOTIFIED:
+  switch (cx__task_transition_to_idle(t)) {
+    case CX__IDLE_NOTIFIED:
       /* Woken during its own poll (a yield): the back of the ring, not the
        * LIFO slot, so a task that yields forever cannot starve others. */
       cx__local_push(w, t);
       break;
-    case CX__RT_CANCELLED:
+    case CX__IDLE_CANCELLED:
       cx__finish(w, t, false);
       break;
-    case CX__RT_DONE:
+    case CX__IDLE_DONE:
       break;
   }
 }
