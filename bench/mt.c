@@ -29,6 +29,7 @@
 
 #include "bench/bench.h"
 #include "executor/async_channel.h"
+#include "executor/executor.h"
 #include "runtime/runtime.h"
 #include "waker/alloc.h"
 
@@ -496,6 +497,61 @@ static int mt_w5(unsigned workers) {
   return 0;
 }
 
+/* W5's reference: the same task and the same parking thread, on the
+ * single-threaded executor (run by a second thread), peer "cexec". For a
+ * same-protocol comparison while bench/w5_xwake.c's thread spins. */
+typedef struct w5_exec_arg {
+  cx_executor *ex;
+  int rc;
+} w5_exec_arg;
+
+static void *w5_exec_main(void *arg) {
+  w5_exec_arg *a = arg;
+  a->rc = cx_executor_run(a->ex);
+  return NULL;
+}
+
+static int mt_w5_executor(void) {
+  cx_executor *ex;
+  if (cx_executor_create(NULL, &ex) != CX_OK)
+    return bench_fail("W5", "cx_executor_create");
+  w5_shared sh;
+  atomic_init(&sh.ping, 0);
+  atomic_init(&sh.pong, 0);
+  atomic_init(&sh.park, 0);
+  atomic_init(&sh.waker_ready.set, 0);
+  atomic_init(&sh.failed, false);
+  sh.waker = CX_WAKER_EMPTY;
+  w5_task st = {&sh, 0, false};
+  uint64_t t0 = bench_now_ns();
+  if (cx_spawn(ex, &w5_vt, &st, NULL) != CX_OK)
+    return bench_fail("W5", "cx_spawn");
+  w5_exec_arg a = {ex, CX_OK};
+  pthread_t th;
+  if (pthread_create(&th, NULL, w5_exec_main, &a) != 0)
+    return bench_fail("W5", "pthread_create");
+  mt_event_wait(&sh.waker_ready);
+  if (!atomic_load(&sh.failed)) {
+    for (uint64_t i = 1; i <= W5_M; i++) {
+      /* release / acquire: as in mt_w5. */
+      atomic_store_explicit(&sh.ping, i, memory_order_release);
+      cx_waker_wake_by_ref(&sh.waker);
+      while (atomic_load_explicit(&sh.pong, memory_order_acquire) < i)
+        mt_park(&sh.park);
+    }
+  }
+  cx_waker_drop(&sh.waker); /* the executor's run() can end now */
+  pthread_join(th, NULL);
+  uint64_t wall = bench_now_ns() - t0;
+  cx_executor_destroy(ex);
+  if (a.rc != CX_OK || atomic_load(&sh.pong) != W5_M)
+    return bench_fail("W5", "run %d, pong %llu", a.rc,
+                      (unsigned long long)atomic_load(&sh.pong));
+  bench_print("cexec", "W5", W5_M, (double)wall / W5_M, wall / 1e6,
+              ",\"thread\":\"parks\"");
+  return 0;
+}
+
 /* ---- W10: fan-out ----------------------------------------------------------
  */
 
@@ -697,6 +753,7 @@ static int mt_w11(unsigned workers) {
 }
 
 int bench_mt(const char *w, unsigned workers) {
+  if (workers == 0 && strcmp(w, "W5") == 0) return mt_w5_executor();
   if (workers == 0) workers = 2;
   snprintf(g_peer, sizeof g_peer, "cexec_mt%u", workers);
   if (strcmp(w, "W1") == 0) return mt_w1(workers);

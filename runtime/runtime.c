@@ -304,14 +304,23 @@ static bool cx__to_searching(cx__worker *w) {
   return true;
 }
 
-/* This searching worker found work. If it was the last searcher, there may
- * be more work than it took: wake another to look. */
+/* This searching worker found work. If it was the last searcher and more
+ * work is visible (the rest of a steal in its ring, or the injection
+ * queue), wake another worker to take it. Only for parallelism: the work is
+ * not stranded without it (this worker is awake and looks again after its
+ * task), so when nothing more is visible no one is woken; a message round
+ * trip with a plain thread (W5) would otherwise wake a second worker for
+ * nothing every time. */
 static void cx__from_searching(cx__worker *w) {
+  cx_runtime *rt = w->rt;
   w->searching = false;
   /* seq_cst RMW: see cx__notify_one. */
-  uint32_t prev =
-      atomic_fetch_sub_explicit(&w->rt->idle, 1, memory_order_seq_cst);
-  if (cx__searching(prev) == 1) cx__notify_one(w->rt);
+  uint32_t prev = atomic_fetch_sub_explicit(&rt->idle, 1, memory_order_seq_cst);
+  if (cx__searching(prev) != 1) return;
+  /* acquire: pairs with inject_push's release store of the length. */
+  if (atomic_load_explicit(&rt->inject_len, memory_order_acquire) > 0 ||
+      cx__ring_len(&w->ring) > 0)
+    cx__notify_one(rt);
 }
 
 /* Puts w on the sleepers list. Returns true if w was the last searcher. */
