@@ -367,9 +367,13 @@ static void cx__inject_push(cx_runtime *rt, cx__task *head, cx__task *tail,
   cx__notify_one(rt);
 }
 
-/* Takes a task from the injection queue, plus a fair share of what is
- * left (into w's ring, so the lock is not taken per task). */
-static cx__task *cx__inject_pop(cx__worker *w) {
+/* Takes a task from the injection queue, plus, when `batch`, a fair share
+ * of what is left (into w's ring, so the lock is not taken per task). The
+ * periodic fairness look takes one task only: a busy worker that pulled a
+ * batch every 61 polls would keep trading tasks with the others through
+ * the queue (their ring overflows), each trade a cache miss per task
+ * (W2 with 2 workers). */
+static cx__task *cx__inject_pop(cx__worker *w, bool batch) {
   cx_runtime *rt = w->rt;
   /* acquire: pairs with the release store in inject_push. */
   if (atomic_load_explicit(&rt->inject_len, memory_order_acquire) == 0)
@@ -381,7 +385,7 @@ static cx__task *cx__inject_pop(cx__worker *w) {
     pthread_mutex_unlock(&rt->inject_mu);
     return NULL;
   }
-  size_t take = rt->inject_n / rt->nworkers + 1;
+  size_t take = batch ? rt->inject_n / rt->nworkers + 1 : 1;
   if (take > CX__RING_HALF) take = CX__RING_HALF;
   if (take > room + 1) take = room + 1;
   if (take > rt->inject_n) take = rt->inject_n;
@@ -552,9 +556,10 @@ static void cx__run(cx__worker *w, cx__task *t) {
 
 static cx__task *cx__next_task(cx__worker *w) {
   cx__task *t;
-  if (++w->tick % CX__INJECT_INTERVAL == 0 && (t = cx__inject_pop(w))) return t;
+  if (++w->tick % CX__INJECT_INTERVAL == 0 && (t = cx__inject_pop(w, false)))
+    return t;
   if ((t = cx__ring_pop(&w->ring))) return t;
-  return cx__inject_pop(w);
+  return cx__inject_pop(w, true);
 }
 
 static uint32_t cx__rand(cx__worker *w) {
@@ -582,7 +587,7 @@ static cx__task *cx__steal(cx__worker *w) {
       return t;
     }
   }
-  return cx__inject_pop(w);
+  return cx__inject_pop(w, true);
 }
 
 static bool cx__any_ring_busy(cx_runtime *rt) {
