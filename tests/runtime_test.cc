@@ -774,6 +774,74 @@ TEST_P(Runtime, DetachedTasksAndLastReferencesDroppedInsidePoll) {
   EXPECT_EQ(alloc.bad_frees(), 0u);
 }
 
+// The threading contract: a plain (non-atomic) write made before a wake is
+// visible to the poll that wake causes, whichever worker runs it. The only
+// synchronisation from the writer to the task is the wake itself (the flag
+// is relaxed), so ThreadSanitizer reports a race if the runtime's queues or
+// the task's transitions fail to carry it.
+long g_plain_data = 0;
+
+TEST_P(Runtime, WritesBeforeAWakeAreVisibleToThePollItCauses) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(60, "WakeOrdering");
+  cx_runtime *rt = NewRuntime(workers());
+  constexpr long kRounds = 2000;
+  std::atomic<long> flag{0};  // relaxed only: not a synchronisation
+  std::atomic<long> seen{0};  // task -> thread (release / acquire)
+  std::atomic<bool> armed{false};
+  std::mutex mu;
+  cx_waker w = kEmptyWaker;
+  long bad = 0;  // task only
+  g_plain_data = 0;
+  cx_join_handle *h = nullptr;
+  ASSERT_EQ(SpawnFn(
+                rt,
+                [&](Fn &f, cx_context *cx, int *out) {
+                  if (f.polls == 1) {
+                    std::lock_guard<std::mutex> g(mu);
+                    EXPECT_EQ(cx_waker_clone(cx->waker, &w), CX_OK);
+                    armed.store(true, std::memory_order_release);
+                    return CX_PENDING;
+                  }
+                  long k = flag.load(std::memory_order_relaxed);
+                  if (k != seen.load(std::memory_order_relaxed)) {
+                    if (g_plain_data != k) bad++;  // the contract's read
+                    seen.store(k, std::memory_order_release);
+                  }
+                  if (k == kRounds) {
+                    *out = static_cast<int>(bad);
+                    return CX_READY;
+                  }
+                  return CX_PENDING;
+                },
+                &h),
+            CX_OK);
+  ASSERT_TRUE(WaitUntil([&] { return armed.load(); }));
+  std::thread writer([&] {
+    cx_waker mine;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      EXPECT_EQ(cx_waker_clone(&w, &mine), CX_OK);
+    }
+    for (long k = 1; k <= kRounds; k++) {
+      g_plain_data = k;                          // plain write...
+      flag.store(k, std::memory_order_relaxed);  // ...announced, relaxed
+      cx_waker_wake_by_ref(&mine);               // the only release
+      while (seen.load(std::memory_order_acquire) != k)
+        std::this_thread::yield();
+    }
+    cx_waker_drop(&mine);
+  });
+  writer.join();
+  EXPECT_EQ(Join(h), 0);  // no poll saw a stale value
+  {
+    std::lock_guard<std::mutex> g(mu);
+    cx_waker_drop(&w);
+  }
+  EXPECT_EQ(cx_runtime_destroy(rt), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 // A task that yields forever (wakes itself, returns Pending) must not keep
 // others from running, on any number of workers; nor must a pair of tasks
 // that wake each other forever (the LIFO slot is bounded).
