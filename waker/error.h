@@ -8,6 +8,11 @@
  *
  * Nothing in cexec calls abort() or exit() on bad input: misuse that can be
  * detected is reported as CX_EINVAL (or a more precise code).
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer; functions returning int return CX_EINVAL for one (see
+ * waker/waker.h for the whole rule). The two functions here take no
+ * pointer.
  */
 #ifndef CEXEC_ERROR_H
 #define CEXEC_ERROR_H
@@ -23,7 +28,7 @@ extern "C" {
   XX(EAGAIN, -11, "operation would block")                        \
   XX(EBUSY, -16, "executor is already running")                   \
   XX(EPIPE, -32, "the other side of the channel is disconnected") \
-  XX(EDEADLK, -35, "no task can make progress")                   \
+  XX(EDEADLK, -35, "would deadlock: no task can make progress")   \
   XX(EOVERFLOW, -75, "reference count would overflow")            \
   XX(ENOTSUP, -95, "operation not supported in this context")     \
   XX(ESHUTDOWN, -108, "executor has shut down")                   \
