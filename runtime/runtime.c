@@ -82,6 +82,8 @@
 #include "executor/internal/task.h"
 #include "runtime/internal/ring.h"
 #include "runtime/internal/runtime_debug.h"
+#include "timer/timer.h"
+#include "waker/internal/current.h"
 
 /* Consecutive polls of LIFO-slot tasks before the slot's task goes to the
  * back of the ring (Tokio uses 3 too). */
@@ -162,6 +164,12 @@ struct cx_runtime {
   bool destroyed;                 /* guarded by life_mu */
   pthread_mutex_t done_mu;        /* shutdown's wait for the lists */
   pthread_cond_t done_cv;
+
+  /* Timers: one driver for the whole runtime, every operation under
+   * timer_mu (timer.h's lock hook), so a sleep may be registered on one
+   * worker and re-polled, dropped or fired on another. */
+  _Alignas(64) pthread_mutex_t timer_mu;
+  cx_timers timers;
 };
 
 static _Thread_local cx__worker *cx__current_worker;
@@ -176,6 +184,9 @@ static void cx__rt_free(cx_runtime *rt) {
   pthread_mutex_destroy(&rt->life_mu);
   pthread_mutex_destroy(&rt->done_mu);
   pthread_cond_destroy(&rt->done_cv);
+  /* The driver is empty: each registered sleep's waker holds a task, and
+   * each task a reference to rt. */
+  pthread_mutex_destroy(&rt->timer_mu);
   cx_free(rt->sleepers, rt->nworkers * sizeof *rt->sleepers,
           _Alignof(cx__worker *));
   cx_free(rt->shards, rt->nshards * sizeof *rt->shards, _Alignof(cx__shard));
@@ -220,6 +231,52 @@ static void cx__parker_park(_Atomic uint32_t *p) {
                                                 memory_order_acquire,
                                                 memory_order_relaxed))
       return;
+    /* Spurious (EINTR, or a stale wake): still PARKED, sleep again. */
+  }
+}
+
+/* As cx__parker_park, but gives up at `deadline` (CLOCK_MONOTONIC ns;
+ * CX_DEADLINE_NONE: never). Returns true if it was unparked, false if the
+ * deadline passed first (then the word is EMPTY again). */
+static bool cx__parker_park_until(_Atomic uint32_t *p, uint64_t deadline) {
+  if (deadline == CX_DEADLINE_NONE) {
+    cx__parker_park(p);
+    return true;
+  }
+  uint32_t expect = CX__PARK_EMPTY;
+  /* acquire on both outcomes: as in cx__parker_park. */
+  if (!atomic_compare_exchange_strong_explicit(p, &expect, CX__PARK_PARKED,
+                                               memory_order_acquire,
+                                               memory_order_acquire)) {
+    /* NOTIFIED already: consume it. acquire: as in cx__parker_park. */
+    atomic_exchange_explicit(p, CX__PARK_EMPTY, memory_order_acquire);
+    return true;
+  }
+  struct timespec ts = {.tv_sec = (time_t)(deadline / CX_NSEC_PER_SEC),
+                        .tv_nsec = (long)(deadline % CX_NSEC_PER_SEC)};
+  for (;;) {
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time (the clock
+     * of cx_clock_now, which the timers use). */
+    syscall(SYS_futex, p, FUTEX_WAIT_BITSET_PRIVATE, CX__PARK_PARKED, &ts, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+    expect = CX__PARK_NOTIFIED;
+    /* acquire: pairs with unpark's release exchange. */
+    if (atomic_compare_exchange_strong_explicit(p, &expect, CX__PARK_EMPTY,
+                                                memory_order_acquire,
+                                                memory_order_relaxed))
+      return true;
+    if (cx_clock_now() >= deadline) {
+      expect = CX__PARK_PARKED;
+      /* relaxed on success: nobody unparked us, nothing to receive; on
+       * failure an unpark came in between (NOTIFIED): consume it with the
+       * acquire exchange below, which pairs with unpark's release. */
+      if (atomic_compare_exchange_strong_explicit(p, &expect, CX__PARK_EMPTY,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        return false;
+      atomic_exchange_explicit(p, CX__PARK_EMPTY, memory_order_acquire);
+      return true;
+    }
     /* Spurious (EINTR, or a stale wake): still PARKED, sleep again. */
   }
 }
@@ -517,7 +574,7 @@ static void cx__run_one(cx__worker *w, cx__task *t) {
     atomic_store_explicit(&t->polls, polls + 1, memory_order_relaxed);
   CX__COUNT(w, polls, 1);
   cx_waker waker = cx__task_waker_ref(t);
-  cx_context cx = {&waker, NULL, NULL, NULL};
+  cx_context cx = {&waker, NULL, &w->rt->timers, NULL};
   const cx_future_vtable *vt = t->vtable;
   void *out = vt->output_size ? cx__task_output(t) : NULL;
   if (vt->poll(cx__task_state(t), &cx, out) == CX_READY) {
@@ -554,10 +611,21 @@ static void cx__run(cx__worker *w, cx__task *t) {
   w->in_poll = false;
 }
 
+/* Fires the runtime's due timers from this worker. The wakes schedule their
+ * tasks through cx__rt_schedule: onto this worker's ring (not in a poll),
+ * where thieves can take them. */
+static void cx__fire_timers(cx__worker *w) {
+  cx_timers_fire(&w->rt->timers, cx_clock_now());
+}
+
 static cx__task *cx__next_task(cx__worker *w) {
   cx__task *t;
-  if (++w->tick % CX__INJECT_INTERVAL == 0 && (t = cx__inject_pop(w, false)))
-    return t;
+  if (++w->tick % CX__INJECT_INTERVAL == 0) {
+    /* A busy runtime parks nobody, so its workers fire due timers now and
+     * then (a clock read and an uncontended lock per interval). */
+    cx__fire_timers(w);
+    if ((t = cx__inject_pop(w, false))) return t;
+  }
   if ((t = cx__ring_pop(&w->ring))) return t;
   return cx__inject_pop(w, true);
 }
@@ -609,12 +677,37 @@ static void cx__park(cx__worker *w) {
   for (;;) {
     /* acquire: pairs with shutdown's release store of stop. */
     if (atomic_load_explicit(&rt->stop, memory_order_acquire)) return;
-    cx__parker_park(&w->park);
+    /* Every parked worker sleeps until the earliest timer at most. The
+     * deadline is read after this worker's last poll: a sleep registered
+     * later is registered by a worker that is awake and reads it when it
+     * parks in turn, so no deadline is missed. (All parked workers wake at
+     * that deadline; one fires the timers, the others find nothing and
+     * park again: a cost only at timer expiry.) */
+    uint64_t deadline = cx_timers_next_deadline(&rt->timers);
+    bool unparked = cx__parker_park_until(&w->park, deadline);
     pthread_mutex_lock(&rt->sleep_mu);
     bool still = w->sleeping;
+    if (still && !unparked) {
+      /* Timed out, and nobody is waking us: leave the sleepers list
+       * ourselves and count ourselves unparked (not searching). */
+      for (size_t i = 0; i < rt->nsleepers; i++)
+        if (rt->sleepers[i] == w) {
+          rt->sleepers[i] = rt->sleepers[--rt->nsleepers];
+          break;
+        }
+      w->sleeping = false;
+      /* seq_cst RMW: see cx__notify_one (an unparked worker is awake and
+       * will look at the queues again). */
+      atomic_fetch_add_explicit(&rt->idle, CX__IDLE_UNPARKED_ONE,
+                                memory_order_seq_cst);
+      pthread_mutex_unlock(&rt->sleep_mu);
+      cx__fire_timers(w);
+      return;
+    }
     pthread_mutex_unlock(&rt->sleep_mu);
     if (!still) {
       w->searching = true; /* counted so by whoever woke us */
+      cx__fire_timers(w);
       return;
     }
   }
@@ -624,6 +717,10 @@ static void *cx__worker_main(void *arg) {
   cx__worker *w = arg;
   cx_runtime *rt = w->rt;
   cx__current_worker = w;
+  /* The blocking-call marker (waker/internal/current.h): cx_join_handle_wait
+   * and the blocking channels return CX_EDEADLK on a worker instead of
+   * blocking it. */
+  void *prev_marker = cx__set_current_executor(cx__runtime_worker_marker());
   if (rt->opts.on_worker_start)
     rt->opts.on_worker_start(rt->opts.hook_ctx, w->index);
   /* acquire: pairs with shutdown's release store of stop. */
@@ -639,6 +736,7 @@ static void *cx__worker_main(void *arg) {
   }
   if (rt->opts.on_worker_stop)
     rt->opts.on_worker_stop(rt->opts.hook_ctx, w->index);
+  cx__set_current_executor(prev_marker);
   cx__current_worker = NULL;
   return NULL;
 }
@@ -728,6 +826,9 @@ int cx_runtime_create(const cx_runtime_options *opts, cx_runtime **out) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&rt->done_cv, &ca);
   pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&rt->timer_mu, NULL);
+  cx_timers_init(&rt->timers, NULL, NULL);
+  cx_timers_set_lock(&rt->timers, &rt->timer_mu);
   for (size_t i = 0; i < rt->nshards; i++) {
     memset(&rt->shards[i], 0, sizeof rt->shards[i]);
     pthread_mutex_init(&rt->shards[i].mu, NULL);

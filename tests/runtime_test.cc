@@ -20,11 +20,13 @@
 #include <thread>
 #include <vector>
 
+#include "executor/executor.h"
 #include "executor/internal/task.h"
 #include "runtime/internal/ring.h"
 #include "runtime/internal/runtime_debug.h"
 #include "runtime/runtime.h"
 #include "tests/testutil.h"
+#include "timer/timer.h"
 
 namespace {
 
@@ -553,7 +555,7 @@ TEST_P(Runtime, SpawnFromTasksAndAwaitTheirHandles) {
           [&](Fn &f, cx_context *cx, int *out) {
             if (f.polls == 1) {
               EXPECT_EQ(cx->executor, nullptr);
-              EXPECT_EQ(cx->timers, nullptr);
+              EXPECT_NE(cx->timers, nullptr);  // the runtime's timer driver
               cx_runtime *me = cx_runtime_current();
               EXPECT_EQ(me, rt);
               for (int i = 0; i < kKids; i++) {
@@ -1180,6 +1182,253 @@ TEST_P(Runtime, SpawnAllocationFailureIsENOMEM) {
   cx_join_handle_detach(h);
   EXPECT_EQ(cx_runtime_destroy(rt), CX_OK);
   EXPECT_EQ(alloc.live(), 0u);
+}
+
+// ---- timers on the runtime
+// ---------------------------------------------------
+
+// A task that sleeps until `deadline` (or for `duration` from its first
+// poll when `relative`), waking itself `yields` times first so that it is
+// re-polled, possibly on another worker, while its sleep is registered.
+struct SleepTask {
+  cx_sleep s;
+  uint64_t deadline;  // absolute; for a relative sleep, set at first poll
+  bool relative;
+  int yields;
+  std::atomic<int> *early;
+  std::atomic<int> *drops;
+};
+
+cx_poll SleepTaskPoll(void *self, cx_context *cx, void *out) {
+  SleepTask *t = static_cast<SleepTask *>(self);
+  int rc = CX_EINVAL;
+  cx_poll p = cx_sleep_poll(&t->s, cx, &rc);
+  if (t->relative && t->deadline == 0) t->deadline = cx_sleep_deadline(&t->s);
+  if (p == CX_READY) {
+    // Never early: the clock reads at least the deadline when it ends.
+    if (rc == CX_OK && cx_clock_now() < t->deadline) t->early->fetch_add(1);
+    *static_cast<int *>(out) = rc;
+    return CX_READY;
+  }
+  if (t->yields > 0) {
+    t->yields--;
+    cx_waker_wake_by_ref(cx->waker);
+  }
+  return CX_PENDING;
+}
+
+void SleepTaskDrop(void *self) {
+  SleepTask *t = static_cast<SleepTask *>(self);
+  cx_sleep_drop(&t->s);
+  if (t->drops) t->drops->fetch_add(1);
+}
+
+const cx_future_vtable kSleepTaskVt = {.poll = SleepTaskPoll,
+                                       .drop = SleepTaskDrop,
+                                       .state_size = sizeof(SleepTask),
+                                       .state_align = alignof(SleepTask),
+                                       .output_size = sizeof(int)};
+
+int SpawnSleep(cx_runtime *rt, uint64_t ns, bool relative, int yields,
+               std::atomic<int> *early, std::atomic<int> *drops,
+               cx_join_handle **h) {
+  SleepTask t;
+  t.relative = relative;
+  t.deadline = relative ? 0 : cx_clock_now() + ns;
+  if (relative)
+    cx_sleep_init_for(&t.s, ns);
+  else
+    cx_sleep_init_until(&t.s, t.deadline);
+  t.yields = yields;
+  t.early = early;
+  t.drops = drops;
+  return cx_runtime_spawn(rt, &kSleepTaskVt, &t, h);
+}
+
+TEST_P(Runtime, SleepsCompleteAndNeverEarly) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(60, "SleepsCompleteAndNeverEarly");
+  cx_runtime *rt = NewRuntime(workers());
+  std::atomic<int> early{0}, drops{0};
+  cx_join_handle *h = nullptr;
+  // One sleep, alone: a parked runtime must wake for it.
+  ASSERT_EQ(SpawnSleep(rt, 2 * CX_NSEC_PER_MSEC, false, 0, &early, &drops, &h),
+            CX_OK);
+  EXPECT_EQ(Join(h), CX_OK);
+  ASSERT_EQ(SpawnSleep(rt, 1 * CX_NSEC_PER_MSEC, true, 3, &early, &drops, &h),
+            CX_OK);
+  EXPECT_EQ(Join(h), CX_OK);
+  EXPECT_EQ(early.load(), 0);
+  EXPECT_EQ(drops.load(), 2);
+  cx_runtime_destroy(rt);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST_P(Runtime, ManyConcurrentSleepsMovingBetweenWorkers) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(90, "ManyConcurrentSleeps");
+  cx_runtime *rt = NewRuntime(workers());
+  constexpr int kTasks = 2000;
+  std::atomic<int> early{0}, drops{0};
+  std::vector<cx_join_handle *> hs(kTasks);
+  uint32_t rng = 12345;
+  for (int i = 0; i < kTasks; i++) {
+    rng = rng * 1103515245u + 12345u;
+    uint64_t ns = (rng >> 8) % (20 * CX_NSEC_PER_MSEC);
+    ASSERT_EQ(SpawnSleep(rt, ns, i % 2 == 0, static_cast<int>(rng >> 28) % 4,
+                         &early, &drops, &hs[i]),
+              CX_OK);
+  }
+  for (int i = 0; i < kTasks; i++) EXPECT_EQ(Join(hs[i]), CX_OK) << i;
+  EXPECT_EQ(early.load(), 0);
+  EXPECT_EQ(drops.load(), kTasks);
+  cx_runtime_destroy(rt);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// The timeout of a select-like future is lost: the task holds a long sleep,
+// is woken by another thread (or task), and on that poll (on whichever
+// worker) drops the sleep it registered elsewhere. Also tasks sleeping for
+// long are cancelled through their join handles from tasks on other workers.
+TEST_P(Runtime, SleepDroppedOrCancelledFromAnotherWorker) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(60, "SleepDroppedOrCancelled");
+  cx_runtime *rt = NewRuntime(workers());
+  constexpr int kTasks = 200;
+  std::atomic<int> drops{0}, registered{0}, early{0};
+  struct Held {
+    std::mutex mu;
+    std::vector<cx_waker> wakers;
+  } held;
+  std::vector<cx_join_handle *> hs;
+  for (int i = 0; i < kTasks; i++) {
+    auto sleep = std::make_shared<cx_sleep>();
+    cx_sleep_init_for(sleep.get(), 30 * CX_NSEC_PER_SEC);
+    cx_join_handle *h;
+    ASSERT_EQ(SpawnFn(
+                  rt,
+                  [sleep, &held, &registered](Fn &f, cx_context *cx, int *out) {
+                    if (f.polls == 1) {
+                      int rc = CX_OK;
+                      EXPECT_EQ(cx_sleep_poll(sleep.get(), cx, &rc),
+                                CX_PENDING);
+                      cx_waker w;
+                      EXPECT_EQ(cx_waker_clone(cx->waker, &w), CX_OK);
+                      {
+                        std::lock_guard<std::mutex> g(held.mu);
+                        held.wakers.push_back(w);
+                      }
+                      registered++;
+                      return CX_PENDING;
+                    }
+                    // Woken by the other side: the timeout lost the race.
+                    cx_sleep_drop(sleep.get());
+                    *out = 7;
+                    return CX_READY;
+                  },
+                  &h, &drops),
+              CX_OK);
+    hs.push_back(h);
+  }
+  // Long sleeps cancelled by tasks (on any worker).
+  std::vector<cx_join_handle *> victims;
+  for (int i = 0; i < kTasks; i++) {
+    cx_join_handle *h;
+    ASSERT_EQ(
+        SpawnSleep(rt, 30 * CX_NSEC_PER_SEC, i % 2 == 0, 1, &early, &drops, &h),
+        CX_OK);
+    victims.push_back(h);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return registered.load() == kTasks; }));
+  // Half the wakes from this thread, half from tasks on the workers.
+  std::vector<cx_waker> ws;
+  {
+    std::lock_guard<std::mutex> g(held.mu);
+    ws.swap(held.wakers);
+  }
+  for (int i = 0; i < kTasks; i++) {
+    if (i % 2 == 0) {
+      cx_waker_wake(&ws[i]);
+      continue;
+    }
+    cx_waker w = ws[i];
+    cx_join_handle *victim = victims[i];
+    ASSERT_EQ(SpawnFn(rt,
+                      [w, victim](Fn &, cx_context *, int *out) mutable {
+                        cx_waker_wake(&w);
+                        *out = cx_join_handle_cancel(victim);
+                        return CX_READY;
+                      }),
+              CX_OK);
+  }
+  for (int i = 0; i < kTasks; i++) EXPECT_EQ(Join(hs[i]), 7) << i;
+  for (int i = 0; i < kTasks; i++) {
+    if (i % 2 == 0) {
+      EXPECT_EQ(cx_join_handle_cancel(victims[i]), CX_OK);
+    }
+    EXPECT_EQ(Join(victims[i]), CX_ECANCELED) << i;
+  }
+  EXPECT_EQ(drops.load(), 2 * kTasks);
+  EXPECT_EQ(early.load(), 0);
+  cx_runtime_destroy(rt);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST_P(Runtime, ShutdownWithSleepsPendingLeaksNothing) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(60, "ShutdownWithSleepsPending");
+  cx_runtime *rt = NewRuntime(workers());
+  constexpr int kTasks = 300;  // beyond the driver's inline storage
+  std::atomic<int> early{0}, drops{0};
+  std::vector<cx_join_handle *> hs;
+  for (int i = 0; i < kTasks; i++) {
+    cx_join_handle *h = nullptr;
+    ASSERT_EQ(SpawnSleep(rt, 60 * CX_NSEC_PER_SEC, i % 2 == 0, i % 3, &early,
+                         &drops, i % 4 == 0 ? nullptr : &h),
+              CX_OK);
+    if (h) hs.push_back(h);
+  }
+  // Let some of them register (a wait would need a hook; any state works).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(cx_runtime_shutdown(rt, 0), CX_ETIMEDOUT);
+  EXPECT_EQ(drops.load(), kTasks);
+  for (cx_join_handle *h : hs) EXPECT_EQ(Join(h), CX_ECANCELED);
+  cx_runtime_destroy(rt);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// Workers carry the blocking-call marker: a blocking wait inside a task is
+// refused instead of hanging its worker; no executor is reported there.
+TEST_P(Runtime, BlockingJoinInsideATaskIsEDEADLK) {
+  Watchdog dog(30, "BlockingJoinInsideATask");
+  cx_runtime *rt = NewRuntime(workers());
+  std::atomic<int> wait_rc{0};
+  std::atomic<bool> no_executor{false};
+  cx_join_handle *h;
+  ASSERT_EQ(SpawnFn(
+                rt,
+                [&](Fn &, cx_context *, int *out) {
+                  no_executor = cx_executor_current() == nullptr;
+                  cx_join_handle *child = nullptr;
+                  EXPECT_EQ(
+                      SpawnFn(
+                          cx_runtime_current(),
+                          [](Fn &, cx_context *, int *) { return CX_PENDING; },
+                          &child),
+                      CX_OK);
+                  int v = 0;
+                  wait_rc = cx_join_handle_wait(child, &v, sizeof v);
+                  cx_join_handle_cancel(child);
+                  cx_join_handle_detach(child);
+                  *out = 1;
+                  return CX_READY;
+                },
+                &h),
+            CX_OK);
+  EXPECT_EQ(Join(h), 1);
+  EXPECT_EQ(wait_rc.load(), CX_EDEADLK);
+  EXPECT_TRUE(no_executor.load());
+  cx_runtime_destroy(rt);
 }
 
 }  // namespace

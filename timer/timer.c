@@ -74,14 +74,32 @@ int cx_timers_init(cx_timers *t, cx_clock_fn clock, void *clock_ctx) {
   t->next_seq = 0;
   t->clock = clock ? clock : cx__default_clock;
   t->clock_ctx = clock ? clock_ctx : NULL;
+  t->lock = NULL;
   t->now = t->clock(t->clock_ctx);
   return CX_OK;
 }
 
+int cx_timers_set_lock(cx_timers *t, pthread_mutex_t *lock) {
+  if (t == NULL) return CX_EINVAL;
+  t->lock = lock;
+  return CX_OK;
+}
+
+/* The optional lock (timer.h, Thread-safety): one predictable branch when
+ * the driver is single-threaded. */
+static inline void cx__lock(const cx_timers *t) {
+  if (t->lock) pthread_mutex_lock(t->lock);
+}
+static inline void cx__unlock(const cx_timers *t) {
+  if (t->lock) pthread_mutex_unlock(t->lock);
+}
+
 uint64_t cx_timers_now(cx_timers *t) {
   if (t == NULL) return cx_clock_now();
-  t->now = t->clock(t->clock_ctx);
-  return t->now;
+  cx__lock(t);
+  uint64_t now = t->now = t->clock(t->clock_ctx);
+  cx__unlock(t);
+  return now;
 }
 
 void cx_timer_entry_init(cx_timer_entry *e) {
@@ -89,6 +107,7 @@ void cx_timer_entry_init(cx_timer_entry *e) {
   e->deadline = 0;
   e->seq = 0;
   e->driver = NULL;
+  e->home = NULL;
   e->waker = CX_WAKER_EMPTY;
   e->slot = CX__NO_SLOT;
   e->fired = false;
@@ -223,9 +242,10 @@ static cx_waker cx__take_waker(cx_timer_entry *e) {
   return w;
 }
 
-int cx_timers_register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
-                       cx_waker *waker) {
-  if (t == NULL || e == NULL || waker == NULL) return CX_EINVAL;
+/* cx_timers_register under t's lock (if any): the waker it replaces goes
+ * to *old, for the caller to drop after unlocking. */
+static int cx__register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
+                        cx_waker *waker, cx_waker *old_out) {
   if (e->driver != t && t->count == t->cap) {
     int rc = cx__grow(t);
     if (rc != CX_OK) return rc; /* nothing changed, not even next_seq */
@@ -255,26 +275,65 @@ int cx_timers_register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
   e->deadline = deadline;
   e->seq = seq;
   e->fired = false;
+  e->home = t;
   e->waker = *waker;
   *waker = CX_WAKER_EMPTY;
-  cx_waker_drop(&old); /* last: it may run arbitrary code */
+  *old_out = old;
   return CX_OK;
 }
 
-bool cx_timer_entry_cancel(cx_timer_entry *e) {
-  if (e == NULL || e->driver == NULL) return false;
+int cx_timers_register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
+                       cx_waker *waker) {
+  if (t == NULL || e == NULL || waker == NULL) return CX_EINVAL;
+  cx_waker old = CX_WAKER_EMPTY;
+  cx__lock(t);
+  int rc = cx__register(t, e, deadline, waker, &old);
+  cx__unlock(t);
+  cx_waker_drop(&old); /* last, unlocked: it may run arbitrary code */
+  return rc;
+}
+
+/* Unlinks a registered e and returns its waker (the caller drops it). */
+static cx_waker cx__cancel(cx_timer_entry *e) {
   cx_timers *t = e->driver;
   cx__unlink(e);
   cx_waker w = cx__take_waker(e);
   cx__release_if_empty(t);
+  return w;
+}
+
+bool cx_timer_entry_cancel(cx_timer_entry *e) {
+  if (e == NULL || e->home == NULL) return false;
+  cx_timers *home = e->home;
+  bool was = false;
+  cx_waker w = CX_WAKER_EMPTY;
+  if (home->lock == NULL) {
+    if (e->driver == NULL) return false;
+    w = cx__cancel(e);
+    was = true;
+  } else {
+    /* e->driver is read under the lock: a fire on another thread may be
+     * unlinking e right now. Whoever unlinks e takes its waker. */
+    pthread_mutex_lock(home->lock);
+    if (e->driver != NULL) {
+      w = cx__cancel(e);
+      was = true;
+    }
+    pthread_mutex_unlock(home->lock);
+  }
   cx_waker_drop(&w);
-  return true;
+  return was;
 }
 
 size_t cx_timers_cancel_all(cx_timers *t) {
   if (t == NULL) return 0;
   size_t n = 0;
-  while (t->count > 0) {
+  for (;;) {
+    cx__lock(t);
+    if (t->count == 0) {
+      cx__unlock(t);
+      break;
+    }
     /* The last node: removing it needs no sift. */
     uint32_t s = (uint32_t)t->heap[t->count - 1].slot;
     cx_timer_entry *e = t->slots[s];
@@ -284,6 +343,7 @@ size_t cx_timers_cancel_all(cx_timers *t) {
     e->slot = CX__NO_SLOT;
     cx_waker w = cx__take_waker(e);
     cx__release_if_empty(t);
+    cx__unlock(t);
     cx_waker_drop(&w); /* may free e's memory, or cancel/register others */
     n++;
   }
@@ -291,15 +351,50 @@ size_t cx_timers_cancel_all(cx_timers *t) {
 }
 
 uint64_t cx_timers_next_deadline(const cx_timers *t) {
-  return (t && t->count) ? t->heap[0].deadline : CX_DEADLINE_NONE;
+  if (t == NULL) return CX_DEADLINE_NONE;
+  cx__lock(t);
+  uint64_t d = t->count ? t->heap[0].deadline : CX_DEADLINE_NONE;
+  cx__unlock(t);
+  return d;
 }
 
 void cx_timers_compact(cx_timers *t) {
   (void)t;
 }
 
+/* Wakers taken per locked round of cx_timers_fire: fire never allocates,
+ * so a locked driver wakes what is due in batches of this many. */
+#define CX__FIRE_BATCH 32
+
+/* cx_timers_fire for a locked driver: the due entries are unlinked (and
+ * marked fired) under the lock, their wakers woken after unlocking, so a
+ * wake that re-enters the driver (schedules a task that a worker polls at
+ * once, a registration) does not deadlock, and a cancel racing with us on
+ * another thread finds each entry either still registered (it drops the
+ * waker) or already unlinked (we wake it), never both. */
+static size_t cx__fire_locked(cx_timers *t, uint64_t now) {
+  size_t fired = 0;
+  for (;;) {
+    cx_waker batch[CX__FIRE_BATCH];
+    size_t n = 0;
+    pthread_mutex_lock(t->lock);
+    while (n < CX__FIRE_BATCH && t->count > 0 && t->heap[0].deadline <= now) {
+      cx_timer_entry *e = t->slots[t->heap[0].slot];
+      cx__unlink(e);
+      e->fired = true;
+      batch[n++] = cx__take_waker(e);
+    }
+    cx__release_if_empty(t);
+    pthread_mutex_unlock(t->lock);
+    for (size_t i = 0; i < n; i++) cx_waker_wake(&batch[i]);
+    fired += n;
+    if (n < CX__FIRE_BATCH) return fired;
+  }
+}
+
 size_t cx_timers_fire(cx_timers *t, uint64_t now) {
   if (t == NULL) return 0;
+  if (t->lock) return cx__fire_locked(t, now);
   size_t fired = 0;
   while (t->count > 0 && t->heap[0].deadline <= now) {
     cx_timer_entry *e = t->slots[t->heap[0].slot];
@@ -343,19 +438,70 @@ static cx_poll cx__sleep_ready(int *result, int rc) {
   return CX_READY;
 }
 
+/* Resolves a sleep_for's deadline from `now`. */
+static void cx__sleep_resolve(cx_sleep *s, uint64_t now) {
+  s->deadline = (s->duration > CX_DEADLINE_NONE - 1 - now)
+                    ? CX_DEADLINE_NONE - 1
+                    : now + s->duration;
+  s->relative = false;
+}
+
+/* cx_sleep_poll on a locked driver. Every look at the entry is under the
+ * lock (a fire on another worker writes it); the waker is cloned before
+ * locking and every waker is dropped after unlocking. The clock is read on
+ * each poll: no single thread refreshes t->now here. */
+static cx_poll cx__sleep_poll_locked(cx_sleep *s, cx_timers *t, cx_context *cx,
+                                     int *result) {
+  cx_waker nw = CX_WAKER_EMPTY, old = CX_WAKER_EMPTY;
+  /* Cloned unconditionally: whether it is needed is known only under the
+   * lock, and a clone there could run arbitrary code. */
+  int clone_rc = cx_waker_clone(cx->waker, &nw);
+  cx_poll p = CX_PENDING;
+  int rc = CX_OK;
+  pthread_mutex_lock(t->lock);
+  cx_timer_entry *e = &s->entry;
+  uint64_t now = t->now = t->clock(t->clock_ctx);
+  if (e->fired) {
+    p = CX_READY;
+  } else {
+    if (s->relative) cx__sleep_resolve(s, now);
+    if (s->deadline == CX_DEADLINE_NONE) {
+      /* never ready, and nothing to wake it */
+    } else if (s->deadline <= now) {
+      if (e->driver != NULL) old = cx__cancel(e);
+      e->fired = true;
+      p = CX_READY;
+    } else if (clone_rc != CX_OK) {
+      p = CX_READY;
+      rc = clone_rc;
+    } else if (e->driver == t) {
+      /* Registered: refresh the waker only if the task changed. */
+      if (!cx_waker_will_wake(&e->waker, cx->waker)) {
+        old = e->waker;
+        e->waker = nw;
+        nw = CX_WAKER_EMPTY;
+      }
+    } else {
+      rc = cx__register(t, e, s->deadline, &nw, &old);
+      if (rc != CX_OK) p = CX_READY; /* nw stays ours: dropped below */
+    }
+  }
+  pthread_mutex_unlock(t->lock);
+  cx_waker_drop(&old);
+  cx_waker_drop(&nw);
+  if (p == CX_READY && result) *result = rc;
+  return p;
+}
+
 cx_poll cx_sleep_poll(cx_sleep *s, cx_context *cx, int *result) {
   if (s == NULL || cx == NULL || cx->waker == NULL)
     return cx__sleep_ready(result, CX_EINVAL);
-  if (s->entry.fired) return cx__sleep_ready(result, CX_OK);
   cx_timers *t = cx->timers;
+  if (t != NULL && t->lock != NULL)
+    return cx__sleep_poll_locked(s, t, cx, result);
+  if (s->entry.fired) return cx__sleep_ready(result, CX_OK);
   if (t == NULL) return cx__sleep_ready(result, CX_ENOTSUP);
-  if (s->relative) {
-    uint64_t now = cx_timers_now(t);
-    s->deadline = (s->duration > CX_DEADLINE_NONE - 1 - now)
-                      ? CX_DEADLINE_NONE - 1
-                      : now + s->duration;
-    s->relative = false;
-  }
+  if (s->relative) cx__sleep_resolve(s, cx_timers_now(t));
   /* Until "no deadline": never ready, and nothing to wake it. */
   if (s->deadline == CX_DEADLINE_NONE) return CX_PENDING;
   if (s->deadline <= t->now) {

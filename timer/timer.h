@@ -28,12 +28,22 @@
  * does nothing and returns what an empty driver or an unregistered entry
  * would (0, false, CX_DEADLINE_NONE), as each function says.
  *
- * Thread-safety: a cx_timers and its entries belong to the thread running
- * the executor that owns them (sleep futures are polled and dropped there).
- * Each registered entry records its driver (entry->driver), so a future
- * multi-threaded runtime can find, and lock, the driver of a sleep that is
- * dropped or polled on another worker. cx_clock_now() may be called from
- * any thread.
+ * Thread-safety: by default a cx_timers and its entries belong to the
+ * thread running the executor that owns them (sleep futures are polled and
+ * dropped there), and nothing is locked. A driver shared by several threads
+ * (the multi-threaded runtime's) gets a mutex with cx_timers_set_lock():
+ * then cx_timers_register, cx_timer_entry_cancel, cx_timers_fire,
+ * cx_timers_next_deadline, cx_timers_now, cx_timers_cancel_all and
+ * cx_sleep_poll / cx_sleep_drop take it, and never hold it while waking or
+ * dropping a waker (that may run code which re-enters the driver). Each
+ * entry remembers the driver it was last registered in (entry->home, kept
+ * after it fires), so a sleep dropped or polled on another thread than the
+ * one that registered it finds and takes the same lock; its waker is then
+ * either taken by cx_timers_fire (which wakes it) or dropped by the cancel,
+ * exactly once. An entry of a locked driver must not move to another
+ * driver. cx_timers_count() reads without the lock (a snapshot).
+ * The single-threaded path pays one predictable branch per call.
+ * cx_clock_now() may be called from any thread.
  *
  * Times are nanoseconds on the driver's clock; by default CLOCK_MONOTONIC,
  * the same clock as cx_clock_now().
@@ -41,6 +51,7 @@
 #ifndef CEXEC_TIMER_H
 #define CEXEC_TIMER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +78,7 @@ typedef struct cx_timer_entry {
   uint64_t deadline;
   uint64_t seq;             /* registration order: FIFO among equal deadlines */
   struct cx_timers *driver; /* NULL when not registered */
+  struct cx_timers *home;   /* last driver registered in (its lock); NULL */
   cx_waker waker;
   uint32_t slot; /* index in driver's slot table while registered */
   bool fired;
@@ -96,6 +108,7 @@ typedef struct cx_timers {
   uint64_t now; /* cached clock reading, refreshed by cx_timers_now() */
   cx_clock_fn clock;
   void *clock_ctx;
+  pthread_mutex_t *lock; /* NULL: single-threaded, no locking */
   cx__timer_node inline_heap[CX__TIMERS_INLINE];
   cx_timer_entry *inline_slots[CX__TIMERS_INLINE];
   uint32_t inline_pos[CX__TIMERS_INLINE];
@@ -105,6 +118,13 @@ typedef struct cx_timers {
  * the clock once. Allocates nothing. Returns CX_OK, or CX_EINVAL if t is
  * NULL. */
 int cx_timers_init(cx_timers *t, cx_clock_fn clock, void *clock_ctx);
+
+/* Makes the driver take `lock` (NULL: none again) around every operation,
+ * so that several threads may share it (see Thread-safety above). Set it
+ * while no other thread uses the driver (right after init). The mutex
+ * stays the caller's: it must outlive the driver's use. Returns CX_OK, or
+ * CX_EINVAL if t is NULL. */
+int cx_timers_set_lock(cx_timers *t, pthread_mutex_t *lock);
 
 /* Reads the clock, caches it in t->now and returns it. NULL: returns
  * cx_clock_now() (the clock of a driver initialised with no clock). */

@@ -115,6 +115,12 @@ void *cx__current_executor(void) {
   return cx__current_ex;
 }
 
+static char cx__runtime_marker;
+
+void *cx__runtime_worker_marker(void) {
+  return &cx__runtime_marker;
+}
+
 void *cx__set_current_executor(void *ex) {
   void *prev = cx__current_ex;
   cx__current_ex = ex;

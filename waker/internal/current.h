@@ -20,6 +20,11 @@ extern "C" {
 /* The executor the calling thread is running, or NULL. */
 void *cx__current_executor(void);
 
+/* The marker the multi-threaded runtime's workers set: not an executor, so
+ * cx_executor_current() reports NULL on them, but blocking calls see a
+ * non-NULL marker and refuse (CX_EDEADLK). */
+void *cx__runtime_worker_marker(void);
+
 /* Sets the calling thread's marker to ex (NULL: none) and returns the
  * previous value, which the caller restores when it leaves. */
 void *cx__set_current_executor(void *ex);
