@@ -115,7 +115,8 @@ int cx_executor_block_on(cx_executor *ex, const cx_future_vtable *vtable,
 int cx_block_on(const cx_future_vtable *vtable, const void *state, void *out,
                 size_t out_size);
 
-/* The executor driven by the calling thread right now, or NULL. */
+/* The executor driven by the calling thread right now, or NULL (also on a
+ * worker of the multi-threaded runtime, which is not an executor). */
 cx_executor *cx_executor_current(void);
 
 /* ---- spawners: spawning from any thread ------------------------------- */

@@ -48,7 +48,9 @@
  *
  * Parking: each worker sleeps on its own futex word (EMPTY / NOTIFIED /
  * PARKED, as a thread parker): a wake that comes before the sleep is not
- * lost. The list of sleeping workers is guarded by `sleep_mu`.
+ * lost. The list of sleeping workers is guarded by `sleep_mu`. A parking
+ * worker sleeps at most until the runtime's earliest timer, then fires
+ * what is due (docs/runtime.md, "Timers").
  *
  * Task list and shutdown: every unfinished task is on one of several
  * mutex-guarded lists (shards, picked by the task's address, so spawns and

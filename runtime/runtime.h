@@ -25,13 +25,17 @@
  *     non-thread-safe object owned by one thread). Futures that must stay on
  *     one thread belong on the single-threaded executor.
  *   - Polls get cx->executor == NULL (use cx_runtime_current() to spawn from
- *     a task), cx->timers == NULL (a cx_sleep completes with CX_ENOTSUP:
- *     timers are not driven by this runtime yet) and cx->host == NULL (no
- *     I/O driver yet).
+ *     a task), cx->timers == the runtime's one timer driver (cx_sleep works;
+ *     a sleep may be registered on one worker and re-polled, dropped or
+ *     fired on another: the driver is locked, docs/runtime.md "Timers") and
+ *     cx->host == NULL (no I/O driver yet: io/ and net/ futures cannot
+ *     register here).
  *   - A poll should not block its thread: it holds a worker (and the task
  *     in that worker's LIFO slot). Blocking calls (cx_join_handle_wait,
  *     cx_runtime_block_on, the blocking channel) belong to other threads;
- *     cx_runtime_block_on and cx_runtime_shutdown refuse on a worker.
+ *     cx_runtime_block_on and cx_runtime_shutdown refuse on a worker
+ *     (CX_EBUSY), cx_join_handle_wait and the blocking channels return
+ *     CX_EDEADLK there. cx_executor_current() is NULL on a worker.
  *
  * Errors are returned (waker/error.h), never aborted on; every allocation
  * goes through cx_alloc.

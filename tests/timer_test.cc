@@ -2,11 +2,15 @@
 // sorted model, and the sleep future polled by hand.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <vector>
@@ -909,6 +913,105 @@ TEST_F(TimerTest, CancelAllWhenDropsFreeEntriesAndReenter) {
   EXPECT_EQ(wakes, 0);
   EXPECT_EQ(cx_timers_count(&timers), 0u);
   EXPECT_EQ(alloc.live(), 0u);
+}
+
+// ---- the lock hook (a driver shared by threads: the runtime's)
+// ----------------
+
+TEST(TimersLock, SetLockArgumentsAndLockedOperationsBehaveAsUnlocked) {
+  EXPECT_EQ(cx_timers_set_lock(nullptr, nullptr), CX_EINVAL);
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  ManualClock clock(100);
+  cx_timers t;
+  ASSERT_EQ(cx_timers_init(&t, clock.fn(), clock.ctx()), CX_OK);
+  ASSERT_EQ(cx_timers_set_lock(&t, &mu), CX_OK);
+  CountingWaker target;
+  cx_timer_entry a, b;
+  cx_timer_entry_init(&a);
+  cx_timer_entry_init(&b);
+  cx_waker w = target.Make();
+  ASSERT_EQ(cx_timers_register(&t, &a, 200, &w), CX_OK);
+  w = target.Make();
+  ASSERT_EQ(cx_timers_register(&t, &b, 300, &w), CX_OK);
+  EXPECT_EQ(cx_timers_next_deadline(&t), 200u);
+  EXPECT_TRUE(cx_timer_entry_cancel(&a));
+  EXPECT_FALSE(cx_timer_entry_cancel(&a));
+  EXPECT_EQ(target.drops(), 1);
+  EXPECT_EQ(cx_timers_fire(&t, 299), 0u);
+  EXPECT_EQ(cx_timers_fire(&t, 300), 1u);
+  EXPECT_TRUE(b.fired);
+  EXPECT_FALSE(cx_timer_entry_cancel(&b));  // fired: the waker was woken
+  EXPECT_EQ(target.wakes(), 1);
+  EXPECT_EQ(target.refs(), 0);
+  // The sleep future on a locked driver reads the clock itself.
+  CountingWaker task;
+  cx_waker tw = task.Borrowed();
+  cx_context cx = {&tw, nullptr, &t, nullptr};
+  cx_sleep s;
+  cx_sleep_init_for(&s, 50);
+  int rc = -1;
+  clock.Set(1000);
+  EXPECT_EQ(cx_sleep_poll(&s, &cx, &rc), CX_PENDING);
+  EXPECT_EQ(cx_sleep_deadline(&s), 1050u);
+  EXPECT_EQ(cx_sleep_poll(&s, &cx, &rc), CX_PENDING);  // same task: kept
+  EXPECT_EQ(task.refs(), 1);
+  clock.Set(1050);
+  EXPECT_EQ(cx_sleep_poll(&s, &cx, &rc), CX_READY);  // due: no fire needed
+  EXPECT_EQ(rc, CX_OK);
+  EXPECT_EQ(task.refs(), 0);
+  EXPECT_EQ(cx_timers_count(&t), 0u);
+  // A clone failure is reported, and leaves nothing registered.
+  cx_sleep_init_until(&s, 5000);
+  task.set_clone_error(CX_ENOMEM);
+  EXPECT_EQ(cx_sleep_poll(&s, &cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_ENOMEM);
+  EXPECT_EQ(cx_timers_count(&t), 0u);
+  cx_sleep_drop(&s);
+  pthread_mutex_destroy(&mu);
+}
+
+// A fire on one thread races with cancels on another: every entry's waker
+// is consumed exactly once, woken (the entry fired) or dropped (the cancel
+// returned true), never both, never neither.
+TEST(TimersLock, ConcurrentFireAndCancelConsumeEachWakerOnce) {
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  cx_timers t;
+  ASSERT_EQ(cx_timers_init(&t, nullptr, nullptr), CX_OK);
+  ASSERT_EQ(cx_timers_set_lock(&t, &mu), CX_OK);
+  constexpr int kEntries = 3000;  // beyond the inline storage
+  CountingWaker target;
+  std::vector<cx_timer_entry> es(kEntries);
+  for (int i = 0; i < kEntries; i++) {
+    cx_timer_entry_init(&es[i]);
+    cx_waker w = target.Make();
+    ASSERT_EQ(cx_timers_register(&t, &es[i], static_cast<uint64_t>(i), &w),
+              CX_OK);
+  }
+  std::atomic<bool> go{false};
+  std::vector<char> cancelled(kEntries, 0);
+  std::thread canceller([&] {
+    while (!go.load()) {
+    }
+    for (int i = kEntries - 1; i >= 0; i--)
+      cancelled[i] = cx_timer_entry_cancel(&es[i]) ? 1 : 0;
+  });
+  go = true;
+  size_t fired = 0;
+  for (uint64_t now = 0; now < kEntries; now += 7)
+    fired += cx_timers_fire(&t, now);
+  fired += cx_timers_fire(&t, kEntries);
+  canceller.join();
+  size_t n_cancelled = 0;
+  for (int i = 0; i < kEntries; i++) {
+    EXPECT_NE(es[i].fired, cancelled[i] == 1) << i;
+    n_cancelled += cancelled[i];
+  }
+  EXPECT_EQ(fired + n_cancelled, static_cast<size_t>(kEntries));
+  EXPECT_EQ(target.wakes(), static_cast<long>(fired));
+  EXPECT_EQ(target.drops(), static_cast<long>(n_cancelled));
+  EXPECT_EQ(target.refs(), 0);
+  EXPECT_EQ(cx_timers_count(&t), 0u);
+  pthread_mutex_destroy(&mu);
 }
 
 }  // namespace
