@@ -71,6 +71,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,7 +82,9 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
+#include "executor/driver.h"
 #include "executor/internal/task.h"
+#include "io/io.h"
 #include "runtime/internal/ring.h"
 #include "runtime/internal/runtime_debug.h"
 #include "timer/timer.h"
@@ -172,6 +175,15 @@ struct cx_runtime {
    * worker and re-polled, dropped or fired on another. */
   _Alignas(64) pthread_mutex_t timer_mu;
   cx_timers timers;
+
+  /* I/O: one epoll driver, created by the first future that asks
+   * (cx_context.host), under io_mu; then read without the lock. The worker
+   * that takes io_token parks in it (or polls it with timeout 0): the
+   * driver's park is called by one thread at a time. */
+  _Alignas(64) _Atomic(cx_driver *) io;
+  _Atomic bool io_token;
+  pthread_mutex_t io_mu;
+  cx_driver_host host;
 };
 
 static _Thread_local cx__worker *cx__current_worker;
@@ -189,6 +201,10 @@ static void cx__rt_free(cx_runtime *rt) {
   /* The driver is empty: each registered sleep's waker holds a task, and
    * each task a reference to rt. */
   pthread_mutex_destroy(&rt->timer_mu);
+  /* relaxed: the last reference; the workers are joined. */
+  cx_driver *io = atomic_load_explicit(&rt->io, memory_order_relaxed);
+  if (io) io->vtable->destroy(io);
+  pthread_mutex_destroy(&rt->io_mu);
   cx_free(rt->sleepers, rt->nworkers * sizeof *rt->sleepers,
           _Alignof(cx__worker *));
   cx_free(rt->shards, rt->nshards * sizeof *rt->shards, _Alignof(cx__shard));
@@ -211,7 +227,12 @@ static void cx__rt_task_freed(cx__scheduler *s) {
 /* ---- parking --------------------------------------------------------------
  * A thread parker on a futex word. Only the worker moves it away from
  * NOTIFIED; unparkers only set NOTIFIED. */
-enum { CX__PARK_EMPTY = 0, CX__PARK_NOTIFIED = 1, CX__PARK_PARKED = 2 };
+enum {
+  CX__PARK_EMPTY = 0,
+  CX__PARK_NOTIFIED = 1,
+  CX__PARK_PARKED = 2,    /* asleep on the futex word */
+  CX__PARK_PARKED_IO = 3, /* asleep in the runtime's I/O driver */
+};
 
 static void cx__parker_park(_Atomic uint32_t *p) {
   uint32_t expect = CX__PARK_EMPTY;
@@ -283,11 +304,48 @@ static bool cx__parker_park_until(_Atomic uint32_t *p, uint64_t deadline) {
   }
 }
 
-static void cx__parker_unpark(_Atomic uint32_t *p) {
-  /* release: pairs with the acquire in park. */
-  if (atomic_exchange_explicit(p, CX__PARK_NOTIFIED, memory_order_release) ==
-      CX__PARK_PARKED)
+static void cx__parker_unpark(cx_runtime *rt, _Atomic uint32_t *p) {
+  /* release: pairs with the acquire in park (and in park_io); acquire: the
+   * PARKED_IO we read was stored after the driver was published (below). */
+  uint32_t old =
+      atomic_exchange_explicit(p, CX__PARK_NOTIFIED, memory_order_acq_rel);
+  if (old == CX__PARK_PARKED) {
     syscall(SYS_futex, p, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  } else if (old == CX__PARK_PARKED_IO) {
+    /* acquire: pairs with the release store that published the driver (the
+     * parked worker read it before storing PARKED_IO). */
+    cx_driver_unpark(atomic_load_explicit(&rt->io, memory_order_acquire));
+  }
+}
+
+/* A park in the runtime's I/O driver d, for at most until `deadline`, by the
+ * worker holding io_token. Returns true if it was unparked (NOTIFIED), false
+ * on timeout, an I/O event (whose tasks the driver woke, onto this worker's
+ * ring) or a spurious return. */
+static bool cx__parker_park_io(_Atomic uint32_t *p, cx_driver *d,
+                               uint64_t deadline) {
+  uint32_t expect = CX__PARK_EMPTY;
+  /* acquire on failure: consumes a NOTIFIED, pairs with unpark's release;
+   * release on success: an unparker that reads PARKED_IO (acq_rel) then
+   * also sees what we read of rt->io. */
+  if (!atomic_compare_exchange_strong_explicit(p, &expect, CX__PARK_PARKED_IO,
+                                               memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    /* acquire: as above. */
+    atomic_exchange_explicit(p, CX__PARK_EMPTY, memory_order_acquire);
+    return true;
+  }
+  uint64_t timeout = CX_DRIVER_FOREVER;
+  if (deadline != CX_DEADLINE_NONE) {
+    uint64_t now = cx_clock_now();
+    timeout = deadline > now ? deadline - now : 0;
+  }
+  /* An unpark between the CAS and here leaves the driver's token: this
+   * park returns at once. */
+  cx_driver_park(d, timeout);
+  /* acquire: pairs with unpark's release exchange. */
+  return atomic_exchange_explicit(p, CX__PARK_EMPTY, memory_order_acquire) ==
+         CX__PARK_NOTIFIED;
 }
 
 /* ---- idle workers ---------------------------------------------------------
@@ -326,7 +384,7 @@ static void cx__notify_one(cx_runtime *rt) {
   atomic_fetch_add_explicit(&rt->idle, 1 + CX__IDLE_UNPARKED_ONE,
                             memory_order_seq_cst);
   pthread_mutex_unlock(&rt->sleep_mu);
-  cx__parker_unpark(&w->park);
+  cx__parker_unpark(rt, &w->park);
 }
 
 /* After a push onto this worker's own ring: a cheap hint. A relaxed look
@@ -345,7 +403,7 @@ static void cx__notify_all(cx_runtime *rt) {
   while (rt->nsleepers > 0) {
     cx__worker *w = rt->sleepers[--rt->nsleepers];
     w->sleeping = false;
-    cx__parker_unpark(&w->park);
+    cx__parker_unpark(rt, &w->park);
   }
   pthread_mutex_unlock(&rt->sleep_mu);
 }
@@ -576,7 +634,7 @@ static void cx__run_one(cx__worker *w, cx__task *t) {
     atomic_store_explicit(&t->polls, polls + 1, memory_order_relaxed);
   CX__COUNT(w, polls, 1);
   cx_waker waker = cx__task_waker_ref(t);
-  cx_context cx = {&waker, NULL, &w->rt->timers, NULL};
+  cx_context cx = {&waker, NULL, &w->rt->timers, &w->rt->host};
   const cx_future_vtable *vt = t->vtable;
   void *out = vt->output_size ? cx__task_output(t) : NULL;
   if (vt->poll(cx__task_state(t), &cx, out) == CX_READY) {
@@ -620,12 +678,71 @@ static void cx__fire_timers(cx__worker *w) {
   cx_timers_fire(&w->rt->timers, cx_clock_now());
 }
 
+/* Takes the I/O driver token if there is a driver and nobody holds it.
+ * Returns the driver, or NULL. */
+static cx_driver *cx__io_take(cx_runtime *rt) {
+  /* acquire: pairs with the release store that published the driver. */
+  cx_driver *d = atomic_load_explicit(&rt->io, memory_order_acquire);
+  if (d == NULL) return NULL;
+  /* acquire: pairs with the release store in cx__io_put (the previous
+   * holder's park happens-before ours: one park at a time). relaxed (plain
+   * load) first: a busy runtime mostly finds it taken by the parked
+   * worker. */
+  if (atomic_load_explicit(&rt->io_token, memory_order_relaxed) ||
+      atomic_exchange_explicit(&rt->io_token, true, memory_order_acquire))
+    return NULL;
+  return d;
+}
+
+static void cx__io_put(cx_runtime *rt) {
+  /* release: pairs with the acquire exchange in cx__io_take. */
+  atomic_store_explicit(&rt->io_token, false, memory_order_release);
+}
+
+/* A busy worker dispatches I/O events now and then (nobody may be parked
+ * in the driver when every worker is busy). */
+static void cx__poll_io(cx__worker *w) {
+  cx_driver *d = cx__io_take(w->rt);
+  if (d == NULL) return;
+  cx_driver_park(d, 0);
+  cx__io_put(w->rt);
+}
+
+/* cx_driver_host.io_driver: the runtime's epoll driver, created by the
+ * first future that asks, on whichever worker polls it. */
+static int cx__rt_io_driver(cx_driver_host *h, cx_driver **out) {
+  cx_runtime *rt = (cx_runtime *)((char *)h - offsetof(cx_runtime, host));
+  if (out == NULL) return CX_EINVAL;
+  /* acquire: pairs with the release store below. */
+  cx_driver *d = atomic_load_explicit(&rt->io, memory_order_acquire);
+  if (d == NULL) {
+    pthread_mutex_lock(&rt->io_mu);
+    /* relaxed: under io_mu, which every store holds. */
+    d = atomic_load_explicit(&rt->io, memory_order_relaxed);
+    if (d == NULL) {
+      int rc = cx_io_driver_create(&d);
+      if (rc != CX_OK) {
+        pthread_mutex_unlock(&rt->io_mu);
+        *out = NULL;
+        return rc;
+      }
+      /* release: publishes the driver to the lock-free loads (io_take,
+       * unpark, the check above). */
+      atomic_store_explicit(&rt->io, d, memory_order_release);
+    }
+    pthread_mutex_unlock(&rt->io_mu);
+  }
+  *out = d;
+  return CX_OK;
+}
+
 static cx__task *cx__next_task(cx__worker *w) {
   cx__task *t;
   if (++w->tick % CX__INJECT_INTERVAL == 0) {
     /* A busy runtime parks nobody, so its workers fire due timers now and
      * then (a clock read and an uncontended lock per interval). */
     cx__fire_timers(w);
+    cx__poll_io(w);
     if ((t = cx__inject_pop(w, false))) return t;
   }
   if ((t = cx__ring_pop(&w->ring))) return t;
@@ -686,7 +803,19 @@ static void cx__park(cx__worker *w) {
      * that deadline; one fires the timers, the others find nothing and
      * park again: a cost only at timer expiry.) */
     uint64_t deadline = cx_timers_next_deadline(&rt->timers);
-    bool unparked = cx__parker_park_until(&w->park, deadline);
+    /* One parked worker at a time sleeps in the I/O driver (if there is
+     * one): its events wake their tasks onto this worker's ring. The
+     * others sleep on their futex. An awake holder of the token releases
+     * it and takes it again when it parks (or polls the driver every 61
+     * ticks), so events are never left undispatched for long. */
+    cx_driver *io = cx__io_take(rt);
+    bool unparked;
+    if (io) {
+      unparked = cx__parker_park_io(&w->park, io, deadline);
+      cx__io_put(rt);
+    } else {
+      unparked = cx__parker_park_until(&w->park, deadline);
+    }
     pthread_mutex_lock(&rt->sleep_mu);
     bool still = w->sleeping;
     if (still && !unparked) {
@@ -829,6 +958,10 @@ int cx_runtime_create(const cx_runtime_options *opts, cx_runtime **out) {
   pthread_cond_init(&rt->done_cv, &ca);
   pthread_condattr_destroy(&ca);
   pthread_mutex_init(&rt->timer_mu, NULL);
+  pthread_mutex_init(&rt->io_mu, NULL);
+  atomic_init(&rt->io, NULL);
+  atomic_init(&rt->io_token, false);
+  rt->host.io_driver = cx__rt_io_driver;
   cx_timers_init(&rt->timers, NULL, NULL);
   cx_timers_set_lock(&rt->timers, &rt->timer_mu);
   for (size_t i = 0; i < rt->nshards; i++) {

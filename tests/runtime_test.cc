@@ -4,6 +4,7 @@
 // watchdog that fails the test instead of hanging it.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 
 #include "executor/executor.h"
 #include "executor/internal/task.h"
+#include "io/io.h"
 #include "runtime/internal/ring.h"
 #include "runtime/internal/runtime_debug.h"
 #include "runtime/runtime.h"
@@ -1429,6 +1431,105 @@ TEST_P(Runtime, BlockingJoinInsideATaskIsEDEADLK) {
   EXPECT_EQ(wait_rc.load(), CX_EDEADLK);
   EXPECT_TRUE(no_executor.load());
   cx_runtime_destroy(rt);
+}
+
+// ---- I/O on the runtime
+// ------------------------------------------------------
+
+// One read end of a pipe, registered by the task on its first poll (on
+// whichever worker), read with cx_io_read; cleaned up when the task's
+// future is dropped.
+struct PipeReader {
+  int fd = -1;
+  cx_io_source *src = nullptr;
+  cx_io_read rd{};
+  char buf = 0;
+  bool counted = false;
+  ~PipeReader() {
+    if (src) {
+      cx_io_read_drop(&rd);
+      cx_io_deregister(src);
+    }
+  }
+};
+
+// Tasks wait on pipes written by this thread while one task yields forever
+// (at 1 worker nobody ever parks: the busy worker must dispatch I/O events
+// itself); the epoll driver is created by the first task that asks, once.
+TEST_P(Runtime, IoFuturesCompleteWhileWorkersAreBusyOrParked) {
+  ScopedCountingAllocator alloc;
+  Watchdog dog(60, "IoFutures");
+  cx_runtime *rt = NewRuntime(workers());
+  constexpr int kPipes = 16;
+  std::atomic<int> registered{0}, drops{0};
+  std::atomic<bool> stop_busy{false};
+  int fds[kPipes][2];
+  std::vector<cx_join_handle *> hs;
+  for (int round = 0; round < 2; round++) {
+    cx_join_handle *busy = nullptr;
+    if (round == 1) {
+      ASSERT_EQ(SpawnFn(
+                    rt,
+                    [&stop_busy](Fn &, cx_context *cx, int *out) {
+                      if (stop_busy.load()) {
+                        *out = 0;
+                        return CX_READY;
+                      }
+                      cx_waker_wake_by_ref(cx->waker);
+                      return CX_PENDING;
+                    },
+                    &busy, &drops),
+                CX_OK);
+    }
+    registered = 0;
+    hs.clear();
+    for (int i = 0; i < kPipes; i++) {
+      ASSERT_EQ(pipe2(fds[i], O_CLOEXEC), 0);
+      auto st = std::make_shared<PipeReader>();
+      st->fd = fds[i][0];
+      cx_join_handle *h;
+      ASSERT_EQ(SpawnFn(
+                    rt,
+                    [st, &registered](Fn &, cx_context *cx, int *out) {
+                      if (st->src == nullptr) {
+                        int rc = cx_io_register(cx, st->fd, &st->src);
+                        if (rc != CX_OK) {
+                          *out = rc;
+                          return CX_READY;
+                        }
+                        cx_io_read_init(&st->rd, st->src, &st->buf, 1);
+                      }
+                      ssize_t n = 0;
+                      if (cx_io_read_poll(&st->rd, cx, &n) == CX_PENDING) {
+                        if (!st->counted) registered++;
+                        st->counted = true;
+                        return CX_PENDING;
+                      }
+                      *out = n == 1 ? st->buf : static_cast<int>(n) - 1000;
+                      return CX_READY;
+                    },
+                    &h, &drops),
+                CX_OK);
+      hs.push_back(h);
+    }
+    ASSERT_TRUE(WaitUntil([&] { return registered.load() == kPipes; }));
+    for (int i = 0; i < kPipes; i++) {
+      char c = static_cast<char>(i + 1);
+      ASSERT_EQ(write(fds[i][1], &c, 1), 1);
+    }
+    for (int i = 0; i < kPipes; i++) EXPECT_EQ(Join(hs[i]), i + 1) << i;
+    if (busy) {
+      stop_busy = true;
+      EXPECT_EQ(Join(busy), 0);
+    }
+    for (int i = 0; i < kPipes; i++) {
+      close(fds[i][0]);
+      close(fds[i][1]);
+    }
+  }
+  EXPECT_EQ(drops.load(), 2 * kPipes + 1);
+  cx_runtime_destroy(rt);
+  EXPECT_EQ(alloc.live(), 0u);
 }
 
 }  // namespace
