@@ -50,7 +50,8 @@
  * PARKED, as a thread parker): a wake that comes before the sleep is not
  * lost. The list of sleeping workers is guarded by `sleep_mu`. A parking
  * worker sleeps at most until the runtime's earliest timer, then fires
- * what is due (docs/runtime.md, "Timers").
+ * what is due (docs/runtime.md, "Timers"); one parked worker at a time
+ * sleeps in the I/O driver instead of its futex ("I/O").
  *
  * Task list and shutdown: every unfinished task is on one of several
  * mutex-guarded lists (shards, picked by the task's address, so spawns and
@@ -117,7 +118,7 @@ typedef struct cx__counters {
 
 typedef struct cx__worker {
   _Alignas(64) cx__ring ring; /* shared with thieves */
-  /* Its futex word: EMPTY, NOTIFIED or PARKED. */
+  /* Its futex word: EMPTY, NOTIFIED, PARKED or PARKED_IO. */
   _Alignas(64) _Atomic uint32_t park;
   /* Owner thread only, from here. */
   _Alignas(64) struct cx_runtime *rt;

@@ -28,8 +28,8 @@
  *     a task), cx->timers == the runtime's one timer driver (cx_sleep works;
  *     a sleep may be registered on one worker and re-polled, dropped or
  *     fired on another: the driver is locked, docs/runtime.md "Timers") and
- *     cx->host == NULL (no I/O driver yet: io/ and net/ futures cannot
- *     register here).
+ *     cx->host == the runtime's I/O host (one epoll driver, created on
+ *     first use; io/ and net/ futures work, docs/runtime.md "I/O").
  *   - A poll should not block its thread: it holds a worker (and the task
  *     in that worker's LIFO slot). Blocking calls (cx_join_handle_wait,
  *     cx_runtime_block_on, the blocking channel) belong to other threads;
