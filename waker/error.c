@@ -27,3 +27,15 @@ const char *cx_err_name(int err) {
       return "UNKNOWN";
   }
 }
+
+int cx_error_from_errno(int e) {
+  switch (-e) {
+#define CX__ERR_FROM(name, value, msg) \
+  case CX_##name:                      \
+    return CX_##name;
+    CX_ERRNO_MAP(CX__ERR_FROM)
+#undef CX__ERR_FROM
+    default:
+      return CX_EINVAL;
+  }
+}

@@ -29,7 +29,24 @@ extern "C" {
   XX(ESHUTDOWN, -108, "executor has shut down")                   \
   XX(ETIMEDOUT, -110, "timed out")                                \
   XX(EALREADY, -114, "already done")                              \
-  XX(ECANCELED, -125, "task was cancelled")
+  XX(ECANCELED, -125, "task was cancelled")                       \
+  XX(EBADF, -9, "bad file descriptor")                            \
+  XX(ENOENT, -2, "no such file or directory")                     \
+  XX(EACCES, -13, "permission denied")                            \
+  XX(ENFILE, -23, "too many open files in system")                \
+  XX(EMFILE, -24, "too many open files")                          \
+  XX(ENAMETOOLONG, -36, "file name too long")                     \
+  XX(EMSGSIZE, -90, "message too long")                           \
+  XX(EAFNOSUPPORT, -97, "address family not supported")           \
+  XX(EADDRINUSE, -98, "address already in use")                   \
+  XX(EADDRNOTAVAIL, -99, "address not available")                 \
+  XX(ENETUNREACH, -101, "network is unreachable")                 \
+  XX(ECONNABORTED, -103, "connection aborted")                    \
+  XX(ECONNRESET, -104, "connection reset by peer")                \
+  XX(ENOBUFS, -105, "no buffer space available")                  \
+  XX(ENOTCONN, -107, "socket is not connected")                   \
+  XX(ECONNREFUSED, -111, "connection refused")                    \
+  XX(EHOSTUNREACH, -113, "host is unreachable")
 
 typedef enum cx_error {
   CX_OK = 0,
@@ -37,6 +54,10 @@ typedef enum cx_error {
   CX_ERRNO_MAP(CX__ERR_ENUM)
 #undef CX__ERR_ENUM
 } cx_error;
+
+/* The CX_E* code for a positive errno value (errno itself after a failed
+ * system call): -e when the table knows it, CX_EINVAL otherwise... */
+int cx_error_from_errno(int e);
 
 /* Human-readable message for an error code. Never returns NULL; unknown codes
  * give "unknown error". Thread-safe; the string is static. */
