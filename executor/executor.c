@@ -229,13 +229,13 @@ static void cx__finish(cx_executor *ex, cx__task *t, bool has_output) {
     ex->stats.completed++;
   else
     ex->stats.cancelled++;
-  cx__task_finish(t, has_output);
+  cx__task_complete(t, has_output);
 }
 
 static void cx__run_task(cx_executor *ex, cx__task *t) {
-  cx__action act = cx__task_transition_to_running(t);
-  if (act == CX__ACT_NONE) return;
-  if (act == CX__ACT_CANCEL) {
+  cx__run_result run = cx__task_transition_to_running(t);
+  if (run == CX__RUN_GONE) return;
+  if (run == CX__RUN_CANCEL) {
     cx__finish(ex, t, false);
     return;
   }
@@ -251,10 +251,10 @@ static void cx__run_task(cx_executor *ex, cx__task *t) {
     cx__finish(ex, t, true);
     return;
   }
-  act = cx__task_transition_to_idle(t);
-  if (act == CX__ACT_RESCHEDULE)
+  cx__idle_result idle = cx__task_transition_to_idle(t);
+  if (idle == CX__IDLE_NOTIFIED)
     cx__local_push(ex, t);
-  else if (act == CX__ACT_CANCEL)
+  else if (idle == CX__IDLE_CANCELLED)
     cx__finish(ex, t, false);
 }
 

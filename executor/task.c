@@ -70,45 +70,46 @@
 
 #include "executor/internal/task.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "waker/alloc.h"
 #include "waker/error.h"
 
-static size_t cx__align_up(size_t n, size_t a) {
-  return (n + a - 1) & ~(a - 1);
+/* Debug checks of each transition's precondition: internal invariants, not
+ * user input, so they are assertions (compiled out with -DNDEBUG, as in
+ * `bazel build -c opt`). */
+#define CX__CHECK(cond) assert(cond)
+
+/* The one compare-and-swap every transition goes through. acq_rel on
+ * success: the release publishes what the caller wrote before (the future's
+ * state, its output, a wake's data) to whoever next reads the word with
+ * acquire, and the acquire makes the writes published by earlier
+ * transitions (by any thread) visible to the caller. acquire on failure:
+ * the caller recomputes from the fresh value and may act on it. */
+static inline bool cx__state_cas(cx__task *t, uint64_t *cur, uint64_t next) {
+  return atomic_compare_exchange_weak_explicit(
+      &t->state, cur, next, memory_order_acq_rel, memory_order_acquire);
 }
 
-static size_t cx__state_align(const cx_future_vtable *vt) {
-  return vt->state_align ? vt->state_align : _Alignof(max_align_t);
+/* Acquire: pairs with the release of the CAS that wrote the value. */
+static inline uint64_t cx__state_load(cx__task *t) {
+  return atomic_load_explicit(&t->state, memory_order_acquire);
 }
 
-/* Layout: returns total size and writes the output offset. */
-static size_t cx__task_layout(const cx_future_vtable *vt, bool join_slot,
-                              size_t *out_off, size_t *align) {
-  size_t sa = cx__state_align(vt);
-  size_t state_off = cx__align_up(sizeof(cx__task), sa);
-  size_t end = state_off + vt->state_size;
-  size_t oa = vt->output_align ? vt->output_align : _Alignof(max_align_t);
-  size_t output_off = cx__align_up(end, oa);
-  if (vt->output_size == 0) output_off = end;
-  *out_off = output_off;
-  *align = sa > oa ? sa : oa;
-  size_t total = output_off + vt->output_size;
-  if (join_slot)
-    total = cx__align_up(total, _Alignof(cx_waker)) + sizeof(cx_waker);
-  return total;
+static inline uint64_t cx__refs_of(uint64_t s) {
+  return s >> CX__REF_SHIFT;
 }
 
 cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
                           cx__scheduler *sched, bool with_handle) {
-  size_t output_off, align;
-  size_t size = cx__task_layout(vt, with_handle, &output_off, &align);
-  cx__task *t = cx_alloc(size, align);
+  cx__task_layout l = cx__task_layout_of(vt, with_handle);
+  cx__task *t = cx_alloc(l.size, l.align);
   if (t == NULL) return NULL;
   uint64_t refs = 2 + (with_handle ? 1 : 0);
   uint64_t flags = CX__SCHEDULED | (with_handle ? CX__JOIN_INTEREST : 0);
+  /* Not yet shared: the scheduler's queue push publishes it. */
   atomic_init(&t->state, refs * CX__REF_ONE | flags);
   t->next = NULL;
   t->vtable = vt;
@@ -116,38 +117,44 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   t->owned_prev = NULL;
   t->owned_next = NULL;
   atomic_init(&t->polls, 0);
-  t->layout = (uint32_t)output_off | (with_handle ? CX__LAYOUT_JOIN_SLOT : 0);
+  t->join_slot = with_handle ? 1u : 0u;
   if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
   if (vt->state_size > 0) memcpy(cx__task_state(t), state, vt->state_size);
   return t;
 }
 
+static void cx__task_free_memory(cx__task *t) {
+  cx__task_layout l = cx__task_layout_of(t->vtable, t->join_slot != 0);
+  cx_free(t, l.size, l.align);
+}
+
 static void cx__task_dealloc(cx__task *t) {
+  /* Relaxed: the caller's acq_rel decrement to zero already made every
+   * other owner's writes visible. */
   uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
   const cx_future_vtable *vt = t->vtable;
   if ((s & CX__OUTPUT) && !(s & CX__OUTPUT_TAKEN) && vt->drop_output)
     vt->drop_output(cx__task_output(t));
   cx_waker_drop(cx__task_join_slot(t)); /* NULL (no slot) is a no-op */
   cx__scheduler *sched = t->sched;
-  size_t output_off, align;
-  size_t size = cx__task_layout(vt, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0,
-                                &output_off, &align);
-  cx_free(t, size, align);
+  cx__task_free_memory(t);
   /* Last: the scheduler may be freed by this call. */
   sched->task_freed(sched);
 }
 
 void cx__task_discard(cx__task *t) {
-  size_t output_off, align;
-  size_t size = cx__task_layout(
-      t->vtable, (t->layout & CX__LAYOUT_JOIN_SLOT) != 0, &output_off, &align);
-  cx_free(t, size, align);
+  cx__task_free_memory(t);
 }
 
+/* ---- references ---------------------------------------------------------- */
+
 int cx__task_ref_inc(cx__task *t) {
+  /* Relaxed: the caller holds a reference, so t cannot be freed meanwhile,
+   * and a new reference publishes nothing (as Arc::clone). */
   uint64_t old =
       atomic_fetch_add_explicit(&t->state, CX__REF_ONE, memory_order_relaxed);
-  if ((old >> CX__REF_SHIFT) >= CX__REF_MAX) {
+  if (cx__refs_of(old) >= CX__REF_MAX) {
+    /* Relaxed: undoes our own increment, see above. */
     atomic_fetch_sub_explicit(&t->state, CX__REF_ONE, memory_order_relaxed);
     return CX_EOVERFLOW;
   }
@@ -155,13 +162,14 @@ int cx__task_ref_inc(cx__task *t) {
 }
 
 void cx__task_ref_dec_n(cx__task *t, uint64_t n) {
-  /* acq_rel rather than release + an acquire fence when reaching zero: the
-   * same instruction on x86, and ThreadSanitizer does not model fences. */
+  /* acq_rel: release publishes this owner's writes to whoever frees t; the
+   * acquire half makes the one that reaches zero see every other owner's
+   * (release plus an acquire fence would do, but ThreadSanitizer does not
+   * model fences). Pairs with every other decrement. */
   uint64_t old = atomic_fetch_sub_explicit(&t->state, n * CX__REF_ONE,
                                            memory_order_acq_rel);
-  if ((old >> CX__REF_SHIFT) == n) {
-    cx__task_dealloc(t);
-  }
+  CX__CHECK(cx__refs_of(old) >= n);
+  if (cx__refs_of(old) == n) cx__task_dealloc(t);
 }
 
 void cx__task_ref_dec(cx__task *t) {
@@ -169,50 +177,90 @@ void cx__task_ref_dec(cx__task *t) {
 }
 
 void cx__task_debug_add_refs(cx__task *t, uint64_t refs) {
+  /* Relaxed: a test hook on a task the caller holds. */
   atomic_fetch_add_explicit(&t->state, refs * CX__REF_ONE,
                             memory_order_relaxed);
 }
 
-/* ---- waking ------------------------------------------------------------ */
+/* ---- waking -------------------------------------------------------------- */
+
+typedef enum cx__notify_result {
+  CX__NOTIFY_NONE,   /* nothing to queue */
+  CX__NOTIFY_SUBMIT, /* now SCHEDULED with a queue reference: queue t */
+  CX__NOTIFY_FREE,   /* (by value) our reference was the last: free t */
+} cx__notify_result;
+
+/* wake_by_ref's transition. The caller holds a reference. Every outcome
+ * writes the word (with release), even the ones that change nothing
+ * visible: when t is already SCHEDULED, writing the same value back is what
+ * makes the waker's earlier writes visible to the poll that the queued
+ * entry will cause (that poll's transition_to_running reads the word with
+ * acquire, later in its modification order). Only COMPLETE skips the write:
+ * no poll follows. */
+static cx__notify_result cx__transition_to_notified_by_ref(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  cx__notify_result res;
+  do {
+    CX__CHECK(cx__refs_of(cur) >= 1);
+    if (cur & CX__COMPLETE) return CX__NOTIFY_NONE;
+    if (cur & (CX__SCHEDULED | CX__RUNNING)) {
+      /* Queued already, or being polled: the poller re-queues it on the
+       * way out (transition_to_idle sees SCHEDULED). */
+      next = cur | CX__SCHEDULED;
+      res = CX__NOTIFY_NONE;
+    } else {
+      /* Idle: the queue needs its own reference. The caller holds one, so
+       * the count is far from the limit in any real program; a task at the
+       * limit is still woken (the limit only guards clones). */
+      next = (cur | CX__SCHEDULED) + CX__REF_ONE;
+      res = CX__NOTIFY_SUBMIT;
+    }
+  } while (!cx__state_cas(t, &cur, next));
+  return res;
+}
+
+/* wake (by value)'s transition: as by_ref, and the caller's reference goes
+ * in the same CAS (or becomes the queue's). */
+static cx__notify_result cx__transition_to_notified_by_val(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  cx__notify_result res;
+  do {
+    CX__CHECK(cx__refs_of(cur) >= 1);
+    if (cur & CX__COMPLETE) {
+      /* Nothing will run: just give up our reference. */
+      next = cur - CX__REF_ONE;
+      res = cx__refs_of(next) == 0 ? CX__NOTIFY_FREE : CX__NOTIFY_NONE;
+    } else if (cur & (CX__SCHEDULED | CX__RUNNING)) {
+      /* The queue's or the running reference keeps t alive, so ours can go
+       * in the same CAS (it never reaches zero here). */
+      next = (cur | CX__SCHEDULED) - CX__REF_ONE;
+      res = CX__NOTIFY_NONE;
+    } else {
+      next = cur | CX__SCHEDULED; /* our reference becomes the queue's */
+      res = CX__NOTIFY_SUBMIT;
+    }
+  } while (!cx__state_cas(t, &cur, next));
+  return res;
+}
 
 void cx__task_wake_by_ref(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  uint64_t next;
-  do {
-    if (cur & (CX__COMPLETE | CX__SCHEDULED)) return;
-    if (cur & CX__RUNNING) {
-      next = cur | CX__SCHEDULED;
-    } else {
-      /* The queue needs its own reference. The caller holds one, so the
-       * count is at least 1 and far from the limit in any real program; a
-       * task at the limit is still woken (the limit only guards clones). */
-      next = (cur | CX__SCHEDULED) + CX__REF_ONE;
-    }
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  if (!(cur & CX__RUNNING)) t->sched->schedule(t->sched, t);
+  if (cx__transition_to_notified_by_ref(t) == CX__NOTIFY_SUBMIT)
+    t->sched->schedule(t->sched, t);
 }
 
 void cx__task_wake_by_val(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  uint64_t next;
-  for (;;) {
-    if (cur & (CX__COMPLETE | CX__SCHEDULED)) {
-      /* Nothing to do but give up our reference. */
-      cx__task_ref_dec(t);
-      return;
-    }
-    if (cur & CX__RUNNING) {
-      /* The running reference keeps t alive; ours can go in the same CAS. */
-      next = (cur | CX__SCHEDULED) - CX__REF_ONE;
-    } else {
-      next = cur | CX__SCHEDULED; /* our reference becomes the queue's */
-    }
-    if (atomic_compare_exchange_weak_explicit(
-            &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire))
+  switch (cx__transition_to_notified_by_val(t)) {
+    case CX__NOTIFY_SUBMIT:
+      t->sched->schedule(t->sched, t);
+      break;
+    case CX__NOTIFY_FREE:
+      cx__task_dealloc(t);
+      break;
+    case CX__NOTIFY_NONE:
       break;
   }
-  if (!(cur & CX__RUNNING)) t->sched->schedule(t->sched, t);
 }
 
 static int cx__task_waker_clone(const void *data, cx_waker *out) {
@@ -234,102 +282,171 @@ static void cx__task_waker_drop(const void *data) {
 }
 
 const cx_waker_vtable cx__task_waker_vtable = {
-    cx__task_waker_clone, cx__task_waker_wake, cx__task_waker_wake_by_ref,
-    cx__task_waker_drop};
+    .clone = cx__task_waker_clone,
+    .wake = cx__task_waker_wake,
+    .wake_by_ref = cx__task_waker_wake_by_ref,
+    .drop = cx__task_waker_drop,
+};
 
 cx_waker cx__task_waker_ref(cx__task *t) {
   cx_waker w = {&cx__task_waker_vtable, t};
   return w;
 }
 
-/* ---- executor side ----------------------------------------------------- */
+/* ---- the scheduler's side ------------------------------------------------ */
 
-cx__action cx__task_transition_to_running(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+cx__run_result cx__task_transition_to_running(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
   uint64_t next;
   do {
+    CX__CHECK((cur & CX__SCHEDULED) && !(cur & CX__RUNNING));
     if (cur & CX__COMPLETE) {
-      /* Finished while queued (executor shutdown): just drop the queue ref. */
+      /* Safety net: drop the queue's reference. */
       next = (cur & ~(uint64_t)CX__SCHEDULED) - CX__REF_ONE;
     } else {
       next = (cur & ~(uint64_t)CX__SCHEDULED) | CX__RUNNING;
     }
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
+  } while (!cx__state_cas(t, &cur, next));
   if (cur & CX__COMPLETE) {
-    if ((next >> CX__REF_SHIFT) == 0) cx__task_dealloc(t);
-    return CX__ACT_NONE;
+    if (cx__refs_of(next) == 0) cx__task_dealloc(t);
+    return CX__RUN_GONE;
   }
-  return (cur & CX__CANCELLED) ? CX__ACT_CANCEL : CX__ACT_POLL;
+  return (cur & CX__CANCELLED) ? CX__RUN_CANCEL : CX__RUN_POLL;
 }
 
-cx__action cx__task_transition_to_idle(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+cx__idle_result cx__task_transition_to_idle(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
   uint64_t next;
-  cx__action act;
+  cx__idle_result res;
   do {
-    if (cur & CX__CANCELLED) return CX__ACT_CANCEL; /* keep RUNNING */
+    CX__CHECK((cur & CX__RUNNING) && !(cur & CX__COMPLETE));
+    /* CANCELLED wins over SCHEDULED: the task stays RUNNING and its poller
+     * finishes it at once instead of queueing it again. No write: only the
+     * poller acts on it, and the load above is an acquire. */
+    if (cur & CX__CANCELLED) return CX__IDLE_CANCELLED;
     if (cur & CX__SCHEDULED) {
       next = cur & ~(uint64_t)CX__RUNNING; /* running ref -> queue ref */
-      act = CX__ACT_RESCHEDULE;
+      res = CX__IDLE_NOTIFIED;
     } else {
       /* The owner's reference is still held, so this never reaches 0. */
       next = (cur & ~(uint64_t)CX__RUNNING) - CX__REF_ONE;
-      act = CX__ACT_NONE;
+      res = CX__IDLE_DONE;
     }
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  return act;
+  } while (!cx__state_cas(t, &cur, next));
+  return res;
 }
 
-void cx__task_finish(cx__task *t, bool has_output) {
-  if (t->vtable->drop) t->vtable->drop(cx__task_state(t));
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+typedef enum cx__complete_result {
+  CX__COMPLETE_RELEASED, /* running and owner refs dropped (no joiner) */
+  CX__COMPLETE_FREE,     /* ... and they were the last: free t */
+  CX__COMPLETE_NOTIFY,   /* JOIN_WAKER armed: wake the slot, refs kept */
+} cx__complete_result;
+
+/* RUNNING -> COMPLETE (| OUTPUT). SCHEDULED is cleared too: a wake during
+ * the final poll has nothing left to run. */
+static cx__complete_result cx__transition_to_complete(cx__task *t,
+                                                      bool has_output) {
+  uint64_t cur = cx__state_load(t);
   uint64_t next;
-  bool drop_refs_now;
+  cx__complete_result res;
   do {
+    CX__CHECK((cur & CX__RUNNING) && !(cur & CX__COMPLETE));
     next = (cur & ~(uint64_t)(CX__RUNNING | CX__SCHEDULED)) | CX__COMPLETE |
            (has_output ? CX__OUTPUT : 0);
-    /* With no joiner to wake, the running and owner refs go in the same CAS;
-     * otherwise they must outlive the wake below. */
-    drop_refs_now = !(cur & CX__JOIN_WAKER);
-    if (drop_refs_now) next -= 2 * CX__REF_ONE;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  if (drop_refs_now) {
-    if ((next >> CX__REF_SHIFT) == 0) cx__task_dealloc(t);
-    return;
-  }
-  cx_waker_wake_by_ref(cx__task_join_slot(t));
-  /* Done with the slot. If the handle is gone, its waker goes now. */
+    if (cur & CX__JOIN_WAKER) {
+      /* The refs must outlive the wake of the slot. */
+      res = CX__COMPLETE_NOTIFY;
+    } else {
+      next -= 2 * CX__REF_ONE;
+      res = cx__refs_of(next) == 0 ? CX__COMPLETE_FREE : CX__COMPLETE_RELEASED;
+    }
+  } while (!cx__state_cas(t, &cur, next));
+  return res;
+}
+
+/* The completer is done with the slot: clears JOIN_WAKER. Returns true when
+ * the handle is gone, in which case the slot's waker is the completer's to
+ * drop. */
+static bool cx__transition_join_waker_done(cx__task *t) {
+  /* acq_rel: release hands the slot (which we just read to wake it) back to
+   * the handle, whose JOIN_WAKER-clear observation is an acquire; acquire
+   * sees the handle's last write to the slot when JOIN_INTEREST is gone. */
   uint64_t prev = atomic_fetch_and_explicit(
       &t->state, ~(uint64_t)CX__JOIN_WAKER, memory_order_acq_rel);
-  if (!(prev & CX__JOIN_INTEREST)) cx_waker_drop(cx__task_join_slot(t));
-  cx__task_ref_dec_n(t, 2);
+  CX__CHECK((prev & CX__COMPLETE) && (prev & CX__JOIN_WAKER));
+  return !(prev & CX__JOIN_INTEREST);
+}
+
+void cx__task_complete(cx__task *t, bool has_output) {
+  if (t->vtable->drop) t->vtable->drop(cx__task_state(t));
+  switch (cx__transition_to_complete(t, has_output)) {
+    case CX__COMPLETE_RELEASED:
+      return;
+    case CX__COMPLETE_FREE:
+      cx__task_dealloc(t);
+      return;
+    case CX__COMPLETE_NOTIFY:
+      break;
+  }
+  cx_waker_wake_by_ref(cx__task_join_slot(t));
+  if (cx__transition_join_waker_done(t)) cx_waker_drop(cx__task_join_slot(t));
+  cx__task_ref_dec_n(t, 2); /* the running and the owner's references */
+}
+
+typedef enum cx__cancel_result {
+  CX__CANCEL_COMPLETE, /* too late: the task finished */
+  CX__CANCEL_REPEATED, /* already requested: nothing changed */
+  CX__CANCEL_FLAGGED,  /* RUNNING or queued: its poller will act on it */
+  CX__CANCEL_SUBMIT,   /* idle: now SCHEDULED with a queue reference */
+} cx__cancel_result;
+
+static cx__cancel_result cx__transition_to_cancelled(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  cx__cancel_result res;
+  do {
+    CX__CHECK(cx__refs_of(cur) >= 1);
+    if (cur & CX__COMPLETE) return CX__CANCEL_COMPLETE;
+    if (cur & CX__CANCELLED) return CX__CANCEL_REPEATED;
+    next = cur | CX__CANCELLED;
+    res = CX__CANCEL_FLAGGED;
+    if (!(cur & (CX__RUNNING | CX__SCHEDULED))) {
+      next = (next | CX__SCHEDULED) + CX__REF_ONE;
+      res = CX__CANCEL_SUBMIT;
+    }
+  } while (!cx__state_cas(t, &cur, next));
+  return res;
 }
 
 int cx__task_cancel(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  uint64_t next;
-  do {
-    if (cur & CX__COMPLETE) return CX_EALREADY;
-    if (cur & CX__CANCELLED) return CX_OK;
-    next = cur | CX__CANCELLED;
-    if (!(cur & (CX__RUNNING | CX__SCHEDULED)))
-      next = (next | CX__SCHEDULED) + CX__REF_ONE;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  if (!(cur & (CX__RUNNING | CX__SCHEDULED))) t->sched->schedule(t->sched, t);
+  switch (cx__transition_to_cancelled(t)) {
+    case CX__CANCEL_COMPLETE:
+      return CX_EALREADY;
+    case CX__CANCEL_SUBMIT:
+      t->sched->schedule(t->sched, t);
+      return CX_OK;
+    case CX__CANCEL_REPEATED:
+    case CX__CANCEL_FLAGGED:
+      break;
+  }
   return CX_OK;
 }
 
-/* ---- join side --------------------------------------------------------- */
+/* ---- join side ----------------------------------------------------------- */
+
+/* Sets OUTPUT_TAKEN. false: an earlier join took it. acq_rel: acquire pairs
+ * with the completer's release of COMPLETE|OUTPUT (the output bytes);
+ * release orders a concurrent try_join's attempt after ours. */
+static bool cx__transition_take_output(cx__task *t) {
+  uint64_t prev = atomic_fetch_or_explicit(&t->state, CX__OUTPUT_TAKEN,
+                                           memory_order_acq_rel);
+  CX__CHECK((prev & CX__COMPLETE) && (prev & CX__OUTPUT));
+  return !(prev & CX__OUTPUT_TAKEN);
+}
 
 static int cx__task_take_output(cx__task *t, uint64_t state, void *out) {
   if (!(state & CX__OUTPUT)) return CX_ECANCELED;
-  uint64_t prev = atomic_fetch_or_explicit(&t->state, CX__OUTPUT_TAKEN,
-                                           memory_order_acq_rel);
-  if (prev & CX__OUTPUT_TAKEN) return CX_EALREADY;
+  if (!cx__transition_take_output(t)) return CX_EALREADY;
   const cx_future_vtable *vt = t->vtable;
   if (out == NULL) {
     if (vt->drop_output) vt->drop_output(cx__task_output(t));
@@ -339,27 +456,68 @@ static int cx__task_take_output(cx__task *t, uint64_t state, void *out) {
   return CX_OK;
 }
 
+typedef enum cx__join_waker_result {
+  CX__JOIN_WAKER_OK,       /* done */
+  CX__JOIN_WAKER_COMPLETE, /* COMPLETE appeared first: nothing changed */
+} cx__join_waker_result;
+
+/* Arms the slot (the handle owner just stored a waker in it; JOIN_WAKER is
+ * clear). Fails if COMPLETE appeared meanwhile: the completer never saw the
+ * slot, so the handle keeps it. *cur: the last value seen. */
+static cx__join_waker_result cx__transition_set_join_waker(cx__task *t,
+                                                           uint64_t *cur) {
+  *cur = cx__state_load(t);
+  do {
+    CX__CHECK(!(*cur & CX__JOIN_WAKER) && (*cur & CX__JOIN_INTEREST));
+    if (*cur & CX__COMPLETE) return CX__JOIN_WAKER_COMPLETE;
+  } while (!cx__state_cas(t, cur, *cur | CX__JOIN_WAKER));
+  return CX__JOIN_WAKER_OK;
+}
+
+/* Disarms the slot to get it back before completion. Fails if COMPLETE
+ * appeared: the completer owns the slot until it clears JOIN_WAKER. */
+static cx__join_waker_result cx__transition_unset_join_waker(cx__task *t,
+                                                             uint64_t *cur) {
+  *cur = cx__state_load(t);
+  do {
+    CX__CHECK(*cur & CX__JOIN_INTEREST);
+    if (*cur & CX__COMPLETE) return CX__JOIN_WAKER_COMPLETE;
+  } while (!cx__state_cas(t, cur, *cur & ~(uint64_t)CX__JOIN_WAKER));
+  return CX__JOIN_WAKER_OK;
+}
+
+/* Clears JOIN_INTEREST (and, before completion, JOIN_WAKER). Returns true
+ * when the slot is the handle's to empty: before completion (disarmed here),
+ * or after it once the completer cleared JOIN_WAKER. Otherwise the completer
+ * is waking the slot and drops the waker itself when it sees the handle
+ * gone (cx__transition_join_waker_done). */
+static bool cx__transition_drop_join_interest(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  do {
+    CX__CHECK(cur & CX__JOIN_INTEREST);
+    next = cur & ~(uint64_t)CX__JOIN_INTEREST;
+    if (!(cur & CX__COMPLETE)) next &= ~(uint64_t)CX__JOIN_WAKER;
+  } while (!cx__state_cas(t, &cur, next));
+  return !(cur & CX__COMPLETE) || !(cur & CX__JOIN_WAKER);
+}
+
 cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
                            void *out, size_t out_size) {
   if (out != NULL && out_size != t->vtable->output_size) {
     *result = CX_EINVAL;
     return CX_READY;
   }
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+  uint64_t cur = cx__state_load(t);
   if (cur & CX__COMPLETE) {
     *result = cx__task_take_output(t, cur, out);
     return CX_READY;
   }
   if (cur & CX__JOIN_WAKER) {
     if (cx_waker_will_wake(cx__task_join_slot(t), waker)) return CX_PENDING;
-    /* Disarm to get the slot back. */
-    while (!atomic_compare_exchange_weak_explicit(
-        &t->state, &cur, cur & ~(uint64_t)CX__JOIN_WAKER, memory_order_acq_rel,
-        memory_order_acquire)) {
-      if (cur & CX__COMPLETE) {
-        *result = cx__task_take_output(t, cur, out);
-        return CX_READY;
-      }
+    if (cx__transition_unset_join_waker(t, &cur) == CX__JOIN_WAKER_COMPLETE) {
+      *result = cx__task_take_output(t, cur, out);
+      return CX_READY;
     }
   }
   /* The slot is ours: JOIN_WAKER is clear and COMPLETE was not set. */
@@ -368,51 +526,26 @@ cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
     *result = rc;
     return CX_READY;
   }
-  cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  do {
-    if (cur & CX__COMPLETE) {
-      *result = cx__task_take_output(t, cur, out);
-      return CX_READY;
-    }
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, cur | CX__JOIN_WAKER, memory_order_acq_rel,
-      memory_order_acquire));
+  if (cx__transition_set_join_waker(t, &cur) == CX__JOIN_WAKER_COMPLETE) {
+    *result = cx__task_take_output(t, cur, out);
+    return CX_READY;
+  }
   return CX_PENDING;
 }
 
 void cx__task_join_drop(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  uint64_t next;
-  do {
-    next = cur & ~(uint64_t)CX__JOIN_INTEREST;
-    /* Before completion, disarming gives us the slot back to empty now
-     * rather than keeping the joiner's waker alive until the task is freed. */
-    if (!(cur & CX__COMPLETE)) next &= ~(uint64_t)CX__JOIN_WAKER;
-  } while (!atomic_compare_exchange_weak_explicit(
-      &t->state, &cur, next, memory_order_acq_rel, memory_order_acquire));
-  /* The slot is ours (disarmed above, or the completer is done with it)
-   * unless the completer is still waking it: it drops the waker then. */
-  if (!(cur & CX__COMPLETE) || !(cur & CX__JOIN_WAKER))
+  if (cx__transition_drop_join_interest(t))
     cx_waker_drop(cx__task_join_slot(t));
   cx__task_ref_dec(t);
 }
 
 void cx__task_join_withdraw(cx__task *t) {
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
-  for (;;) {
-    if (cur & CX__COMPLETE) {
-      /* While JOIN_WAKER is set the completer is waking the slot: leave it
-       * (released when the handle goes or the task is freed). Once it is
-       * clear, the completer is done and the slot is the handle's. */
-      if (cur & CX__JOIN_WAKER) return;
-      break;
-    }
-    /* Before completion: disarm, with a CAS that fails if COMPLETE shows
-     * up meanwhile. */
-    if (atomic_compare_exchange_weak_explicit(
-            &t->state, &cur, cur & ~(uint64_t)CX__JOIN_WAKER,
-            memory_order_acq_rel, memory_order_acquire))
-      break;
+  uint64_t cur;
+  if (cx__transition_unset_join_waker(t, &cur) == CX__JOIN_WAKER_COMPLETE &&
+      (cur & CX__JOIN_WAKER)) {
+    /* The completer is waking the slot: leave it (released when the handle
+     * goes or the task is freed). */
+    return;
   }
   cx_waker_drop(cx__task_join_slot(t));
 }
@@ -434,7 +567,7 @@ int cx_join_handle_try_join(cx_join_handle *h, void *out, size_t out_size) {
   if (h == NULL) return CX_EINVAL;
   cx__task *t = cx__task_from_handle(h);
   if (out != NULL && out_size != t->vtable->output_size) return CX_EINVAL;
-  uint64_t cur = atomic_load_explicit(&t->state, memory_order_acquire);
+  uint64_t cur = cx__state_load(t); /* acquire: sees the output's bytes */
   if (!(cur & CX__COMPLETE)) return CX_EAGAIN;
   return cx__task_take_output(t, cur, out);
 }

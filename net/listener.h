@@ -94,7 +94,7 @@ typedef struct cx_accept {
   cx_addr *peer;
   cx_sleep backoff;
   bool backing_off;
-  bool waiting; /* our waker is in the registration */
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
 } cx_accept;
 
 /* Prepares an accept on l into *out (and *peer, may be NULL): both

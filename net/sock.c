@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "io/io.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
 
@@ -56,76 +57,52 @@ bool cx__sock_is_closed(const cx__sock *s) {
   return s->fd < 0;
 }
 
-/* ---- the registration adapter (io/io.h) ------------------------------------
- */
+/* ---- close and the readiness loop ------------------------------------------ */
 
-/* Registers s->fd with the I/O driver of whoever polls cx, once. */
-static int reg_ensure(cx__sock *s, cx_context *cx) {
-  (void)s;
-  (void)cx;
-  return CX_ENOTSUP;
+static unsigned interest_of(cx__dir dir) {
+  return dir == CX__DIR_READ ? CX_IO_READ : CX_IO_WRITE;
 }
-
-/* Readiness for dir: CX_READY with *tick (what a later clear needs), or
- * CX_PENDING with cx->waker stored; *err set when the registration failed
- * for good. */
-static cx_poll reg_poll_ready(cx__sock *s, cx_context *cx, cx__dir dir,
-                              uint64_t *tick, int *err) {
-  (void)s;
-  (void)cx;
-  (void)dir;
-  *tick = 0;
-  *err = CX_ENOTSUP;
-  return CX_READY;
-}
-
-static void reg_clear(cx__sock *s, cx__dir dir, uint64_t tick) {
-  (void)s;
-  (void)dir;
-  (void)tick;
-}
-
-static void reg_withdraw(cx__sock *s, cx__dir dir) {
-  (void)s;
-  (void)dir;
-}
-
-static void reg_deregister(cx__sock *s) {
-  s->reg = NULL;
-}
-
-/* ---- close and the readiness loop ------------------------------------------
- */
 
 void cx__sock_close(cx__sock *s) {
   if (s->fd < 0) return;
   /* Deregister before close(2): once closed, the fd number may be reused by
    * another open() at once, and the driver must not mistake it for ours.
    * Deregistering wakes whoever waits; they find fd == -1 (CX_EBADF). */
-  reg_deregister(s);
+  if (s->reg != NULL) {
+    cx_io_deregister(s->reg);
+    s->reg = NULL;
+  }
   close(s->fd);
   s->fd = -1;
 }
 
+/* After this many EAGAINs in one poll (readiness reported, the call still
+ * refusing) give the executor back rather than loop. */
+#define CX__MAX_RETRIES 32
+
 cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
-                         cx__sock_try_fn try_fn, void *arg, bool *waiting,
+                         cx__sock_try_fn try_fn, void *arg, cx_waker *waiting,
                          ssize_t *result) {
-  for (;;) {
+  for (int round = 0;; round++) {
     if (s->fd < 0) {
       *result = CX_EBADF;
       break;
     }
-    uint64_t tick = 0;
+    cx_io_ready ready = {0, 0};
     if (s->reg != NULL) {
-      /* Registered: ask the driver first, so a socket known not to be ready
-       * costs no system call. */
-      int err = CX_OK;
-      if (reg_poll_ready(s, cx, dir, &tick, &err) == CX_PENDING) {
-        *waiting = true;
+      if (round == CX__MAX_RETRIES) {
+        cx_waker_wake_by_ref(cx->waker);
         return CX_PENDING;
       }
-      if (err != CX_OK) {
-        *result = err;
+      /* Registered: ask the driver first, so a socket known not to be ready
+       * costs no system call. */
+      if (cx_io_poll_ready(s->reg, cx, interest_of(dir), &ready) ==
+          CX_PENDING) {
+        *waiting = *cx->waker; /* identity only: owns nothing */
+        return CX_PENDING;
+      }
+      if (ready.bits & CX_IO_SHUTDOWN) {
+        *result = CX_EBADF;
         break;
       }
     }
@@ -136,25 +113,28 @@ cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
       break;
     }
     if (s->reg == NULL) {
-      int rc = cx == NULL ? CX_ENOTSUP : reg_ensure(s, cx);
+      int rc = (cx == NULL || cx->host == NULL)
+                   ? CX_ENOTSUP
+                   : cx_io_register(cx, s->fd, &s->reg);
       if (rc != CX_OK) {
+        s->reg = NULL;
         *result = rc;
         break;
       }
     } else {
       /* Clear only the readiness seen before the attempt (its tick): an
        * event that arrived since stays, and the next round sees it. */
-      reg_clear(s, dir, tick);
+      cx_io_clear_ready(s->reg, ready);
     }
   }
-  /* Done: a waker left from an earlier pending poll must not keep the task
+  /* Done: a waker left by an earlier pending poll must not keep the task
    * referenced until the next event. */
   cx__sock_withdraw(s, dir, waiting);
   return CX_READY;
 }
 
-void cx__sock_withdraw(cx__sock *s, cx__dir dir, bool *waiting) {
-  if (!*waiting) return;
-  *waiting = false;
-  if (s->reg != NULL) reg_withdraw(s, dir);
+void cx__sock_withdraw(cx__sock *s, cx__dir dir, cx_waker *waiting) {
+  if (cx_waker_is_empty(waiting)) return;
+  if (s->reg != NULL) cx_io_withdraw(s->reg, interest_of(dir), waiting);
+  *waiting = CX_WAKER_EMPTY;
 }

@@ -93,7 +93,7 @@ typedef struct cx_connect {
   cx_addr addr;
   cx_stream **out;
   bool started; /* connect(2) was called */
-  bool waiting;
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
 } cx_connect;
 
 /* Prepares a connect to *addr (copied) into *out (borrowed, written only on
@@ -111,7 +111,7 @@ typedef struct cx_stream_read {
   struct cx__sock *sock; /* referenced until done; NULL after */
   void *buf;
   size_t len;
-  bool waiting;
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
   int error; /* an init error to report, or 0 */
 } cx_stream_read;
 
@@ -147,7 +147,7 @@ typedef struct cx_stream_write {
   struct cx__sock *sock;
   const void *buf;
   size_t len;
-  bool waiting;
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
   int error;
 } cx_stream_write;
 

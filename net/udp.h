@@ -53,7 +53,7 @@ typedef struct cx_udp_send_to {
   const void *buf;
   size_t len;
   cx_addr to;
-  bool waiting;
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
   int error;
 } cx_udp_send_to;
 
@@ -71,7 +71,7 @@ typedef struct cx_udp_recv_from {
   void *buf;
   size_t len;
   cx_addr *from;
-  bool waiting;
+  cx_waker waiting; /* identity of the waker we left (owns nothing) */
   int error;
 } cx_udp_recv_from;
 

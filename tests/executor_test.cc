@@ -1835,4 +1835,61 @@ TEST(Timer, CancelledSleepLeavesNoTimer) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- issue 8: a wake happens-before the poll it causes ----------------------
+
+// Written by a waking thread with no synchronisation of its own: only the
+// wake may publish it to the poll that the wake causes.
+int g_wake_payload = 0;
+
+// The task is already SCHEDULED (woken by the owner) when a second thread
+// writes g_wake_payload and wakes it again. The owner learns that the thread
+// is done through a relaxed flag only, so the one thing that orders the
+// write before the next poll's read is the second wake itself. Before the
+// fix, that wake was a plain load and ThreadSanitizer reported the race
+// (this test runs under --config=tsan in CI).
+void WakeOfScheduledTaskPublishes(bool by_value) {
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  g_wake_payload = 0;
+  Script s([](Script &self, cx_context *cx, int *out) {
+    if (self.polls == 1) {
+      EXPECT_EQ(cx_waker_clone(cx->waker, &self.held), CX_OK);
+      return CX_PENDING;
+    }
+    *out = g_wake_payload;
+    return CX_READY;
+  });
+  cx_join_handle *h;
+  ASSERT_EQ(Spawn(ex, &s, &h), CX_OK);
+  ASSERT_EQ(cx_executor_run_until_idle(ex), 1);
+  cx_waker_wake_by_ref(&s.held);  // now SCHEDULED, on the remote queue
+  cx_waker mine;
+  ASSERT_EQ(cx_waker_clone(&s.held, &mine), CX_OK);
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    g_wake_payload = 42;
+    if (by_value)
+      cx_waker_wake(&mine);
+    else
+      cx_waker_wake_by_ref(&mine);
+    done.store(true, std::memory_order_relaxed);
+  });
+  while (!done.load(std::memory_order_relaxed)) std::this_thread::yield();
+  int out = 0;
+  ASSERT_EQ(cx_executor_join(ex, h, &out, sizeof out), CX_OK);
+  EXPECT_EQ(out, 42);
+  other.join();
+  cx_waker_drop(&mine);  // no-op after wake (by value)
+  cx_join_handle_detach(h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
+TEST(ExecutorWakeOrder, WakeByRefOfScheduledTaskPublishesWrites) {
+  WakeOfScheduledTaskPublishes(false);
+}
+
+TEST(ExecutorWakeOrder, WakeByValueOfScheduledTaskPublishesWrites) {
+  WakeOfScheduledTaskPublishes(true);
+}
+
 }  // namespace

@@ -64,7 +64,7 @@ struct FakeScheduler : cx__scheduler {
     queue.pop_front();
     return t;
   }
-  // The poller's re-queue (CX__ACT_RESCHEDULE): not a schedule() call.
+  // The poller's re-queue (CX__IDLE_NOTIFIED): not a schedule() call.
   void Requeue(cx__task *t) {
     std::lock_guard<std::mutex> lock(mu);
     queue.push_back(t);
@@ -145,7 +145,7 @@ class TaskTest : public ::testing::Test {
   }
 
   // Pops t (it must be the next queued task) and makes it RUNNING.
-  cx__action PopAndRun(cx__task *t) {
+  cx__run_result PopAndRun(cx__task *t) {
     cx__task *popped = sched.Pop();
     EXPECT_EQ(popped, t);
     return cx__task_transition_to_running(t);
@@ -153,30 +153,30 @@ class TaskTest : public ::testing::Test {
 
   // Calls the future's poll as the executor does (t RUNNING); on READY
   // finishes the task with its output, on PENDING goes idle and re-queues
-  // on CX__ACT_RESCHEDULE. Returns the poll's result.
+  // on CX__IDLE_NOTIFIED. Returns the poll's result.
   cx_poll Poll(cx__task *t) {
     cx_waker w = cx__task_waker_ref(t);
     cx_context cx = cx_context_from_waker(&w);
     if (kTestVtable.poll(cx__task_state(t), &cx, cx__task_output(t)) ==
         CX_READY) {
-      cx__task_finish(t, true);
+      cx__task_complete(t, true);
       return CX_READY;
     }
-    cx__action act = cx__task_transition_to_idle(t);
-    if (act == CX__ACT_RESCHEDULE) sched.Requeue(t);
-    if (act == CX__ACT_CANCEL) cx__task_finish(t, false);
+    cx__idle_result act = cx__task_transition_to_idle(t);
+    if (act == CX__IDLE_NOTIFIED) sched.Requeue(t);
+    if (act == CX__IDLE_CANCELLED) cx__task_complete(t, false);
     return CX_PENDING;
   }
 
   // One executor pass over t: pop, run, poll. Leaves t idle (or requeued).
   void PollOnceIdle(cx__task *t) {
-    ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+    ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
     ASSERT_EQ(Poll(t), CX_PENDING);
   }
 
   // Completes a queued task with its output, as a successful poll would.
   void Complete(cx__task *t) {
-    ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+    ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
     State(t)->ready = true;
     ASSERT_EQ(Poll(t), CX_READY);
   }
@@ -184,8 +184,8 @@ class TaskTest : public ::testing::Test {
   // Ends a task through cancellation (works from idle or queued).
   void CancelAndFinish(cx__task *t) {
     ASSERT_EQ(cx__task_cancel(t), CX_OK);
-    ASSERT_EQ(PopAndRun(t), CX__ACT_CANCEL);
-    cx__task_finish(t, false);
+    ASSERT_EQ(PopAndRun(t), CX__RUN_CANCEL);
+    cx__task_complete(t, false);
   }
 
   static cx_poll Join(cx__task *t, const cx_waker *w, int *result, int *out) {
@@ -307,7 +307,7 @@ TEST_F(TaskTest, WakeByRefScheduledDoesNothing) {
 
 TEST_F(TaskTest, WakeByRefWhileRunningIsKeptForThePoller) {
   cx__task *t = Spawn(false);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+  ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
   EXPECT_EQ(cx__task_flags(t), CX__RUNNING);
   EXPECT_EQ(cx__task_refs(t), 2u);  // owner + running
   cx__task_wake_by_ref(t);
@@ -316,7 +316,7 @@ TEST_F(TaskTest, WakeByRefWhileRunningIsKeptForThePoller) {
   EXPECT_EQ(cx__task_refs(t), 2u);
   EXPECT_EQ(sched.schedules, 0);
   // The poller sees the wake: the running reference becomes the queue's.
-  EXPECT_EQ(cx__task_transition_to_idle(t), CX__ACT_RESCHEDULE);
+  EXPECT_EQ(cx__task_transition_to_idle(t), CX__IDLE_NOTIFIED);
   EXPECT_EQ(cx__task_flags(t), CX__SCHEDULED);
   EXPECT_EQ(cx__task_refs(t), 2u);
   sched.Requeue(t);
@@ -377,7 +377,7 @@ TEST_F(TaskTest, WakeByValScheduledDropsTheReference) {
 
 TEST_F(TaskTest, WakeByValWhileRunningDropsTheReferenceAndNotifies) {
   cx__task *t = Spawn(false);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+  ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
   cx_waker tw = cx__task_waker_ref(t), w;
   ASSERT_EQ(cx_waker_clone(&tw, &w), CX_OK);
   EXPECT_EQ(cx__task_refs(t), 3u);
@@ -385,7 +385,7 @@ TEST_F(TaskTest, WakeByValWhileRunningDropsTheReferenceAndNotifies) {
   EXPECT_EQ(cx__task_flags(t), CX__RUNNING | CX__SCHEDULED);
   EXPECT_EQ(cx__task_refs(t), 2u);
   EXPECT_EQ(sched.schedules, 0);
-  EXPECT_EQ(cx__task_transition_to_idle(t), CX__ACT_RESCHEDULE);
+  EXPECT_EQ(cx__task_transition_to_idle(t), CX__IDLE_NOTIFIED);
   sched.Requeue(t);
   CancelAndFinish(t);
   EXPECT_EQ(sched.freed, 1);
@@ -428,10 +428,10 @@ TEST_F(TaskTest, WakerDropReleasesTheReference) {
 
 TEST_F(TaskTest, RunThenIdleDropsTheRunningReference) {
   cx__task *t = Spawn(true);
-  EXPECT_EQ(PopAndRun(t), CX__ACT_POLL);
+  EXPECT_EQ(PopAndRun(t), CX__RUN_POLL);
   EXPECT_EQ(cx__task_flags(t), CX__RUNNING | CX__JOIN_INTEREST);
   EXPECT_EQ(cx__task_refs(t), 3u);  // queue ref became the running ref
-  EXPECT_EQ(cx__task_transition_to_idle(t), CX__ACT_NONE);
+  EXPECT_EQ(cx__task_transition_to_idle(t), CX__IDLE_DONE);
   EXPECT_EQ(cx__task_flags(t), CX__JOIN_INTEREST);
   EXPECT_EQ(cx__task_refs(t), 2u);
   CancelAndFinish(t);
@@ -463,15 +463,15 @@ TEST_F(TaskTest, WakeDuringPollIsNotLost) {
   int rounds = 0;
   while (cx__task *popped = sched.Pop()) {
     ASSERT_EQ(popped, t);
-    ASSERT_EQ(cx__task_transition_to_running(t), CX__ACT_POLL);
+    ASSERT_EQ(cx__task_transition_to_running(t), CX__RUN_POLL);
     cx_waker w = cx__task_waker_ref(t);
     cx_context cx = cx_context_from_waker(&w);
     rounds++;
     if (vt.poll(cx__task_state(t), &cx, nullptr) == CX_READY) {
-      cx__task_finish(t, true);
+      cx__task_complete(t, true);
       break;
     }
-    ASSERT_EQ(cx__task_transition_to_idle(t), CX__ACT_RESCHEDULE);
+    ASSERT_EQ(cx__task_transition_to_idle(t), CX__IDLE_NOTIFIED);
     sched.Requeue(t);
   }
   EXPECT_EQ(rounds, 3);
@@ -485,7 +485,7 @@ TEST_F(TaskTest, PopOfACompletedTaskOnlyDropsTheQueueReference) {
   // state: queued with its queue reference, yet COMPLETE.
   cx__task *t = Spawn(false);
   t->state.fetch_or(CX__COMPLETE);
-  EXPECT_EQ(PopAndRun(t), CX__ACT_NONE);
+  EXPECT_EQ(PopAndRun(t), CX__RUN_GONE);
   EXPECT_EQ(cx__task_refs(t), 1u);
   EXPECT_EQ(cx__task_flags(t), CX__COMPLETE);
   EXPECT_EQ(sched.freed, 0);
@@ -500,7 +500,7 @@ TEST_F(TaskTest, PopOfACompletedTaskHoldingTheLastReferenceFreesIt) {
   t->state.fetch_or(CX__COMPLETE);
   cx__task_ref_dec(t);  // owner gone: only the queue's remains
   EXPECT_EQ(sched.freed, 0);
-  EXPECT_EQ(PopAndRun(t), CX__ACT_NONE);
+  EXPECT_EQ(PopAndRun(t), CX__RUN_GONE);
   EXPECT_EQ(sched.freed, 1);
 }
 
@@ -523,9 +523,9 @@ TEST_F(TaskTest, CancelIdleQueuesItForTheExecutorToDrop) {
   cx__task_wake_by_ref(t);  // SCHEDULED already: no second queueing
   EXPECT_EQ(sched.schedules, 1);
 
-  EXPECT_EQ(PopAndRun(t), CX__ACT_CANCEL);
+  EXPECT_EQ(PopAndRun(t), CX__RUN_CANCEL);
   EXPECT_EQ(cx__task_flags(t) & CX__RUNNING, CX__RUNNING);
-  cx__task_finish(t, false);
+  cx__task_complete(t, false);
   EXPECT_EQ(probe.drops, 1);
   EXPECT_EQ(cx__task_flags(t),
             CX__COMPLETE | CX__CANCELLED | CX__JOIN_INTEREST);
@@ -545,8 +545,8 @@ TEST_F(TaskTest, CancelWhileScheduledIsSeenAtPop) {
   EXPECT_EQ(cx__task_flags(t), CX__CANCELLED | CX__SCHEDULED);
   EXPECT_EQ(cx__task_refs(t), 2u);  // already queued: no new reference
   EXPECT_EQ(sched.schedules, 0);
-  EXPECT_EQ(PopAndRun(t), CX__ACT_CANCEL);
-  cx__task_finish(t, false);
+  EXPECT_EQ(PopAndRun(t), CX__RUN_CANCEL);
+  cx__task_complete(t, false);
   EXPECT_EQ(probe.drops, 1);
   EXPECT_EQ(probe.polls, 0);  // cancelled before its first poll
   EXPECT_EQ(sched.freed, 1);
@@ -554,7 +554,7 @@ TEST_F(TaskTest, CancelWhileScheduledIsSeenAtPop) {
 
 TEST_F(TaskTest, CancelWhileRunningIsSeenWhenThePollEnds) {
   cx__task *t = Spawn(false);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+  ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
   EXPECT_EQ(cx__task_cancel(t), CX_OK);
   EXPECT_EQ(cx__task_flags(t), CX__CANCELLED | CX__RUNNING);
   EXPECT_EQ(cx__task_refs(t), 2u);
@@ -562,9 +562,9 @@ TEST_F(TaskTest, CancelWhileRunningIsSeenWhenThePollEnds) {
   EXPECT_EQ(probe.drops, 0);
   // A wake during the same poll must not outvote the cancellation.
   cx__task_wake_by_ref(t);
-  EXPECT_EQ(cx__task_transition_to_idle(t), CX__ACT_CANCEL);
+  EXPECT_EQ(cx__task_transition_to_idle(t), CX__IDLE_CANCELLED);
   EXPECT_EQ(cx__task_flags(t) & CX__RUNNING, CX__RUNNING);  // still ours
-  cx__task_finish(t, false);
+  cx__task_complete(t, false);
   EXPECT_EQ(probe.drops, 1);
   EXPECT_EQ(sched.freed, 1);
   EXPECT_EQ(sched.QueueLen(), 0u);
@@ -572,7 +572,7 @@ TEST_F(TaskTest, CancelWhileRunningIsSeenWhenThePollEnds) {
 
 TEST_F(TaskTest, CancelledTaskThatCompletesInThatPollKeepsItsOutput) {
   cx__task *t = Spawn(true, 99);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+  ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
   EXPECT_EQ(cx__task_cancel(t), CX_OK);
   State(t)->ready = true;
   ASSERT_EQ(Poll(t), CX_READY);
@@ -678,8 +678,8 @@ TEST_F(TaskTest, DetachedTaskOutputIsDroppedAtCompletion) {
 
 TEST_F(TaskTest, FinishWithoutOutputMeansCancelled) {
   cx__task *t = Spawn(true);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
-  cx__task_finish(t, false);  // e.g. executor shutdown
+  ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
+  cx__task_complete(t, false);  // e.g. executor shutdown
   EXPECT_EQ(cx__task_flags(t), CX__COMPLETE | CX__JOIN_INTEREST);
   int result = 0, out = 0;
   EXPECT_EQ(Join(t, nullptr, &result, &out), CX_READY);
@@ -838,8 +838,8 @@ TEST_F(TaskTest, JoinHandleNullArguments) {
   cx_join_handle_detach(nullptr);
   EXPECT_EQ(cx__task_flags(t) & CX__JOIN_WAKER, 0u);
   EXPECT_EQ(cx_join_handle_cancel(h), CX_OK);
-  ASSERT_EQ(PopAndRun(t), CX__ACT_CANCEL);
-  cx__task_finish(t, false);
+  ASSERT_EQ(PopAndRun(t), CX__RUN_CANCEL);
+  cx__task_complete(t, false);
   EXPECT_EQ(cx_join_handle_cancel(h), CX_EALREADY);
   cx_join_handle_detach(h);
   EXPECT_EQ(sched.freed, 1);
@@ -961,12 +961,12 @@ TEST_F(TaskTest, ConcurrentWakesClonesAndDrops) {
       continue;
     }
     ASSERT_EQ(p, t);
-    ASSERT_EQ(cx__task_transition_to_running(t), CX__ACT_POLL);
+    ASSERT_EQ(cx__task_transition_to_running(t), CX__RUN_POLL);
     EXPECT_EQ(cx__task_flags(t) & CX__RUNNING, CX__RUNNING);
     if (++polls % 7 == 0) cx__task_wake_by_ref(t);
-    cx__action act = cx__task_transition_to_idle(t);
-    ASSERT_NE(act, CX__ACT_CANCEL);
-    if (act == CX__ACT_RESCHEDULE) sched.Requeue(t);
+    cx__idle_result act = cx__task_transition_to_idle(t);
+    ASSERT_NE(act, CX__IDLE_CANCELLED);
+    if (act == CX__IDLE_NOTIFIED) sched.Requeue(t);
   }
   for (std::thread &th : threads) th.join();
 
@@ -997,7 +997,7 @@ TEST_F(TaskTest, JoinWakerReplacementRacesWithCompletion) {
   int outcomes[3] = {0, 0, 0};  // ready at once / B woken / A armed
   for (int round = 0; round < kRounds; round++) {
     cx__task *t = Spawn(true, round);
-    ASSERT_EQ(PopAndRun(t), CX__ACT_POLL);
+    ASSERT_EQ(PopAndRun(t), CX__RUN_POLL);
     CountingWaker a(1), b(2);
     int result = 0, out = -1;
     bool a_armed = false;
@@ -1022,7 +1022,7 @@ TEST_F(TaskTest, JoinWakerReplacementRacesWithCompletion) {
     }
     Spin(finisher_delay);
     *static_cast<int *>(cx__task_output(t)) = round;
-    cx__task_finish(t, true);
+    cx__task_complete(t, true);
     joiner.join();
     EXPECT_EQ(result, CX_OK);
     EXPECT_EQ(out, round);

@@ -67,27 +67,54 @@ struct cx__task {
   cx__task *next; /* ready-queue link: owned by whichever queue holds t */
   const cx_future_vtable *vtable;
   cx__scheduler *sched;
-  cx__task *owned_prev; /* the executor's list of unfinished tasks */
+  cx__task *owned_prev; /* the scheduler's list of unfinished tasks */
   cx__task *owned_next;
   CX__ATOMIC(uint32_t) polls;
-  uint32_t layout; /* output offset | CX__LAYOUT_JOIN_SLOT */
+  uint32_t join_slot; /* 1: spawned with a handle, the slot exists */
   /* future state follows at cx__task_state(t), then the output, then, for
    * a task spawned with a join handle, the join-waker slot (see the
    * JOIN_WAKER protocol in task.c): detached tasks do not pay for it. */
 };
 
-/* In cx__task.layout: the task has a join-waker slot (spawned with a
- * handle). Below it, the output's offset. Sizes are capped (see
- * cx_future_vtable_check) so the offset never reaches this bit. */
-#define CX__LAYOUT_JOIN_SLOT (1u << 31)
+/* The one place the task's layout is computed: offsets from the start of
+ * the allocation, total size and alignment. Pure and inline: the accessors
+ * below call it and the compiler keeps only the part each needs. Sizes are
+ * capped by cx_future_vtable_check (1 GiB each), so nothing overflows. */
+typedef struct cx__task_layout {
+  size_t state_off, output_off, slot_off, size, align;
+} cx__task_layout;
 
-/* What the executor does after a transition. */
-typedef enum cx__action {
-  CX__ACT_NONE = 0,   /* nothing more */
-  CX__ACT_POLL,       /* poll the future */
-  CX__ACT_CANCEL,     /* drop the future and finish the task as cancelled */
-  CX__ACT_RESCHEDULE, /* notified while running: queue it again */
-} cx__action;
+static inline size_t cx__align_up(size_t n, size_t a) {
+  return (n + a - 1) & ~(a - 1);
+}
+
+static inline cx__task_layout cx__task_layout_of(const cx_future_vtable *vt,
+                                                 bool join_slot) {
+  cx__task_layout l;
+  size_t sa = vt->state_align ? vt->state_align : CX__ALIGNOF(max_align_t);
+  size_t oa = vt->output_align ? vt->output_align : CX__ALIGNOF(max_align_t);
+  l.state_off = cx__align_up(sizeof(cx__task), sa);
+  size_t end = l.state_off + vt->state_size;
+  l.output_off = vt->output_size ? cx__align_up(end, oa) : end;
+  end = l.output_off + vt->output_size;
+  l.slot_off = join_slot ? cx__align_up(end, CX__ALIGNOF(cx_waker)) : end;
+  l.size = join_slot ? l.slot_off + sizeof(cx_waker) : end;
+  l.align = sa > oa ? sa : oa;
+  if (l.align < CX__ALIGNOF(cx__task)) l.align = CX__ALIGNOF(cx__task);
+  return l;
+}
+
+static inline void *cx__task_state(cx__task *t) {
+  return (char *)t + cx__task_layout_of(t->vtable, false).state_off;
+}
+static inline void *cx__task_output(cx__task *t) {
+  return (char *)t + cx__task_layout_of(t->vtable, false).output_off;
+}
+/* The join-waker slot, or NULL for a task spawned without a handle. */
+static inline cx_waker *cx__task_join_slot(cx__task *t) {
+  if (!t->join_slot) return NULL;
+  return (cx_waker *)((char *)t + cx__task_layout_of(t->vtable, true).slot_off);
+}
 
 /* Allocates a task holding a copy of `state` (vtable->state_size bytes; NULL
  * allowed when the size is 0). The new task is SCHEDULED and holds
@@ -96,23 +123,6 @@ typedef enum cx__action {
  * it (the queue's reference). */
 cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
                           cx__scheduler *sched, bool with_handle);
-
-static inline void *cx__task_state(cx__task *t) {
-  size_t a = t->vtable->state_align ? t->vtable->state_align
-                                    : CX__ALIGNOF(max_align_t);
-  size_t off = (sizeof(cx__task) + a - 1) & ~(a - 1);
-  return (char *)t + off;
-}
-static inline void *cx__task_output(cx__task *t) {
-  return (char *)t + (t->layout & ~CX__LAYOUT_JOIN_SLOT);
-}
-/* The join-waker slot, or NULL for a task spawned without a handle. */
-static inline cx_waker *cx__task_join_slot(cx__task *t) {
-  if (!(t->layout & CX__LAYOUT_JOIN_SLOT)) return NULL;
-  size_t end = (t->layout & ~CX__LAYOUT_JOIN_SLOT) + t->vtable->output_size;
-  size_t a = CX__ALIGNOF(cx_waker);
-  return (cx_waker *)((char *)t + ((end + a - 1) & ~(a - 1)));
-}
 
 /* Frees a task that was never handed to anyone (spawn refused after the
  * allocation): no drop, no scheduler callback. */
@@ -129,31 +139,53 @@ void cx__task_ref_dec_n(cx__task *t, uint64_t n);
 cx_waker cx__task_waker_ref(cx__task *t);
 extern const cx_waker_vtable cx__task_waker_vtable;
 
+/* Waking (any thread). Both make every write the caller made before the
+ * call visible to the poll the wake causes (the state word is written with
+ * release even when the task was already SCHEDULED). by_val consumes one
+ * reference. They call t->sched->schedule when the task must be queued. */
 void cx__task_wake_by_ref(cx__task *t);
-void cx__task_wake_by_val(cx__task *t); /* consumes one reference */
+void cx__task_wake_by_val(cx__task *t);
 
-/* Executor side. Called on the executor thread only. */
-/* Popped from a queue (consumes SCHEDULED, the queue's ref becomes the
- * running ref): CX__ACT_POLL, CX__ACT_CANCEL, or CX__ACT_NONE when t already
- * completed (the queue's reference was dropped). */
-cx__action cx__task_transition_to_running(cx__task *t);
-/* Poll returned CX_PENDING: CX__ACT_NONE (running ref dropped),
- * CX__ACT_RESCHEDULE (ref kept: queue it) or CX__ACT_CANCEL. */
-cx__action cx__task_transition_to_idle(cx__task *t);
-/* The task (RUNNING) finished: drops the future, records the outcome, wakes
- * a joiner and drops the running reference and the owner's. `has_output`:
- * the future returned CX_READY and wrote its output. */
-void cx__task_finish(cx__task *t, bool has_output);
+/* ---- the scheduler's side: one function per transition ----------------- */
 
-/* Any thread. CX_OK, CX_EALREADY (complete). */
+/* Popped from a queue (t SCHEDULED, not RUNNING; the queue's reference
+ * becomes the running reference). */
+typedef enum cx__run_result {
+  CX__RUN_POLL,   /* now RUNNING: poll the future */
+  CX__RUN_CANCEL, /* now RUNNING, cancellation requested: cx__task_complete
+                     (t, false) without polling */
+  CX__RUN_GONE,   /* t was already COMPLETE (not reachable through the
+                     protocol; a safety net): the queue's reference was
+                     dropped, t may be freed; do nothing more */
+} cx__run_result;
+cx__run_result cx__task_transition_to_running(cx__task *t);
+
+/* The poll returned CX_PENDING (t RUNNING). */
+typedef enum cx__idle_result {
+  CX__IDLE_DONE,      /* idle; the running reference was dropped */
+  CX__IDLE_NOTIFIED,  /* woken during the poll: still SCHEDULED, the running
+                         reference is now the queue's: queue t again */
+  CX__IDLE_CANCELLED, /* cancelled: t is still RUNNING; cx__task_complete
+                         (t, false) */
+} cx__idle_result;
+cx__idle_result cx__task_transition_to_idle(cx__task *t);
+
+/* t (RUNNING) finished: drops the future, sets COMPLETE (and OUTPUT when
+ * `has_output`: the future returned CX_READY and wrote its output), wakes a
+ * joiner, and drops the running and the owner's references (t may be freed
+ * on return). */
+void cx__task_complete(cx__task *t, bool has_output);
+
+/* Cancellation, any thread. CX_OK (requested now or before) or CX_EALREADY
+ * (complete). An idle task is queued so that its scheduler drops it. */
 int cx__task_cancel(cx__task *t);
 
-/* Join handle side (the handle's owner only). */
+/* ---- join handle side (the handle's owner only) ------------------------ */
 cx_poll cx__task_join_poll(cx__task *t, const cx_waker *waker, int *result,
                            void *out, size_t out_size);
 void cx__task_join_drop(cx__task *t);
 /* Takes the joiner's waker back out of the slot without giving up the
- * handle: what cx__task_join_drop does to the slot. Handle owner only. */
+ * handle: what cx__task_join_drop does to the slot. */
 void cx__task_join_withdraw(cx__task *t);
 
 static inline uint64_t cx__task_refs(const cx__task *t) {

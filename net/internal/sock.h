@@ -39,7 +39,7 @@ struct cx__sock {
   int family;  /* AF_INET, AF_INET6, AF_UNIX */
   size_t refs; /* the handle's + one per live future */
   size_t size; /* bytes allocated (the handle type embedding the core) */
-  struct cx__sock_reg *reg; /* registration with the I/O driver, or NULL */
+  struct cx_io_source *reg; /* registration (io/io.h), or NULL */
 };
 
 /* The public handles: each embeds the core first. */
@@ -90,17 +90,18 @@ bool cx__sock_is_closed(const cx__sock *s);
  * The readiness loop: runs try_fn until it does not return CX_EAGAIN.
  * CX_READY with *result = what it returned (or CX_EBADF when the socket is
  * closed, or the registration's error), or CX_PENDING with cx->waker
- * registered for `dir` and *waiting set. The loop follows the readiness
+ * registered for `dir` and *waiting set to its identity (a copy of the
+ * value that owns nothing: what cx_io_withdraw compares against). The loop follows the readiness
  * protocol of io/io.h: an EAGAIN clears only the readiness observed before
  * the attempt (its tick), so an event that arrives meanwhile is never lost.
  */
 cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
-                         cx__sock_try_fn try_fn, void *arg, bool *waiting,
+                         cx__sock_try_fn try_fn, void *arg, cx_waker *waiting,
                          ssize_t *result);
 
 /* Withdraws the waker a pending operation left for `dir` (drop of a pending
- * future). No-op when !*waiting; clears *waiting. */
-void cx__sock_withdraw(cx__sock *s, cx__dir dir, bool *waiting);
+ * future). No-op when *waiting is empty; empties it. */
+void cx__sock_withdraw(cx__sock *s, cx__dir dir, cx_waker *waiting);
 
 /* errno after a failed call as a CX_E* code (EWOULDBLOCK -> CX_EAGAIN). */
 int cx__errno_code(int e);
