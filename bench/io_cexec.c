@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,27 +24,48 @@
 
 /* ---- a connection ---- */
 
+/* Kept small: W9 measures it. The read and the write are never pending
+ * at the same time, so they share their storage; `op` says which one is
+ * initialised (for drop). */
 typedef struct conn_task {
   cx_coro co;
-  bench_proto proto;
-  cx_stream *s; /* owned; NULL once closed */
-  char *buf;    /* BENCH_IO_BUF bytes, owned */
-  size_t len;   /* HTTP: bytes of an incomplete request kept in buf */
-  size_t todo;  /* bytes of the answer still to write */
-  size_t chunk; /* bytes of the write in progress */
-  ssize_t n;    /* the last read's result */
-  int rc;       /* the last write's result */
-  cx_stream_read rd;
-  cx_stream_write_all wr;
+  cx_stream *s;  /* owned; NULL once closed */
+  char *buf;     /* BENCH_IO_BUF bytes, owned */
+  uint32_t len;  /* HTTP: bytes of an incomplete request kept in buf */
+  uint32_t todo; /* HTTP: bytes of the answer still to write */
+  uint8_t proto; /* bench_proto */
+  uint8_t op;    /* CONN_OP_*: which member of io is initialised */
+  union {
+    ssize_t n; /* the read's result */
+    int rc;    /* the write's result */
+  } res;
+  union {
+    cx_stream_read rd;
+    cx_stream_write_all wr;
+  } io;
 } conn_task;
 
+enum { CONN_OP_NONE, CONN_OP_READ, CONN_OP_WRITE };
+
+static void conn_op_drop(conn_task *t) {
+  if (t->op == CONN_OP_READ) cx_stream_read_drop(&t->io.rd);
+  if (t->op == CONN_OP_WRITE) cx_stream_write_all_drop(&t->io.wr);
+  t->op = CONN_OP_NONE;
+}
+
 static void conn_release(conn_task *t) {
-  cx_stream_read_drop(&t->rd);
-  cx_stream_write_all_drop(&t->wr);
+  conn_op_drop(t);
   if (t->s) cx_stream_close(t->s);
   t->s = NULL;
   if (t->buf) cx_free(t->buf, BENCH_IO_BUF, 1);
   t->buf = NULL;
+}
+
+/* Starts writing buf[0..len). */
+static void conn_write(conn_task *t, const char *buf, size_t len) {
+  conn_op_drop(t);
+  cx_stream_write_all_init(&t->io.wr, t->s, buf, len);
+  t->op = CONN_OP_WRITE;
 }
 
 static cx_poll conn_poll(void *self, cx_context *cx, void *out) {
@@ -51,31 +73,35 @@ static cx_poll conn_poll(void *self, cx_context *cx, void *out) {
   conn_task *t = self;
   CX_CORO_BEGIN(&t->co);
   for (;;) {
-    cx_stream_read_init(&t->rd, t->s, t->buf + t->len, BENCH_IO_BUF - t->len);
-    CX_AWAIT(&t->co, cx_stream_read_poll(&t->rd, cx, &t->n));
-    if (t->n <= 0) break; /* end of stream, or an error */
+    conn_op_drop(t);
+    cx_stream_read_init(&t->io.rd, t->s, t->buf + t->len,
+                        BENCH_IO_BUF - t->len);
+    t->op = CONN_OP_READ;
+    CX_AWAIT(&t->co, cx_stream_read_poll(&t->io.rd, cx, &t->res.n));
+    if (t->res.n <= 0) break; /* end of stream, or an error */
     if (t->proto == BENCH_PROTO_ECHO) {
-      cx_stream_write_all_init(&t->wr, t->s, t->buf, (size_t)t->n);
-      CX_AWAIT(&t->co, cx_stream_write_all_poll(&t->wr, cx, &t->rc));
-      if (t->rc != CX_OK) break;
+      conn_write(t, t->buf, (size_t)t->res.n);
+      CX_AWAIT(&t->co, cx_stream_write_all_poll(&t->io.wr, cx, &t->res.rc));
+      if (t->res.rc != CX_OK) break;
       continue;
     }
     {
-      size_t have = t->len + (size_t)t->n, used;
+      size_t have = t->len + (size_t)t->res.n, used;
       size_t reqs = bench_http_requests(t->buf, have, &used);
       if (reqs == 0 && have == BENCH_IO_BUF) break; /* request too large */
       memmove(t->buf, t->buf + used, have - used);
-      t->len = have - used;
-      t->todo = reqs * BENCH_HTTP_RESPONSE_LEN;
+      t->len = (uint32_t)(have - used);
+      t->todo = (uint32_t)(reqs * BENCH_HTTP_RESPONSE_LEN);
     }
     while (t->todo > 0) {
       /* All responses are the same bytes: whole blocks of them. */
-      t->chunk = BENCH_HTTP_BLOCK * BENCH_HTTP_RESPONSE_LEN;
-      if (t->chunk > t->todo) t->chunk = t->todo;
-      cx_stream_write_all_init(&t->wr, t->s, bench_http_block, t->chunk);
-      CX_AWAIT(&t->co, cx_stream_write_all_poll(&t->wr, cx, &t->rc));
-      if (t->rc != CX_OK) break;
-      t->todo -= t->chunk;
+      conn_write(t, bench_http_block,
+                 t->todo < BENCH_HTTP_BLOCK * BENCH_HTTP_RESPONSE_LEN
+                     ? t->todo
+                     : BENCH_HTTP_BLOCK * BENCH_HTTP_RESPONSE_LEN);
+      CX_AWAIT(&t->co, cx_stream_write_all_poll(&t->io.wr, cx, &t->res.rc));
+      if (t->res.rc != CX_OK) break;
+      t->todo -= (uint32_t)cx_stream_write_all_count(&t->io.wr);
     }
     if (t->todo > 0) break;
   }
@@ -123,7 +149,7 @@ static cx_poll acceptor_poll(void *self, cx_context *cx, void *out) {
     }
     cx_stream_set_nodelay(a->s, true); /* as the floor does */
     {
-      conn_task t = {.proto = a->proto, .s = a->s};
+      conn_task t = {.proto = (uint8_t)a->proto, .s = a->s};
       t.buf = cx_alloc(BENCH_IO_BUF, 1);
       if (t.buf == NULL || cx_spawn(a->ex, &conn_vtable, &t, NULL) != CX_OK) {
         conn_release(&t); /* no memory: refuse this connection */
