@@ -25,6 +25,7 @@
 #define _DEFAULT_SOURCE         /* syscall(): the park futex */
 
 #include "executor/executor.h"
+#include "io/io.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -57,6 +58,8 @@ struct cx_executor {
   bool destroyed;
   cx_timers timers;
   cx_executor_stats stats;
+  cx_driver_host host; /* TEMP(h5-net): lazy I/O driver */
+  cx_driver *io;
 
   /* Shared. */
   _Atomic size_t refs;
@@ -77,6 +80,16 @@ struct cx_executor {
 };
 
 static _Thread_local cx_executor *cx__current;
+
+static int cx__ex_io_driver(cx_driver_host *h, cx_driver **out) {
+  cx_executor *ex = (cx_executor *)((char *)h - offsetof(cx_executor, host));
+  if (ex->io == NULL) {
+    int rc = cx_io_driver_create(&ex->io);
+    if (rc != CX_OK) return rc;
+  }
+  *out = ex->io;
+  return CX_OK;
+}
 
 cx_executor *cx_executor_current(void) {
   return cx__current;
@@ -149,6 +162,7 @@ static bool cx__remote_push_locked(cx_executor *ex, cx__task **head,
  * which cx__park tolerates. Drops the reference cx__remote_push_locked
  * took. */
 static void cx__unpark(cx_executor *ex) {
+  if (ex->io) cx_driver_unpark(ex->io);
 #if CX__PARK_FUTEX
   /* Release: orders our push (made under mu) before the executor's
    * acquire load of park_seq in cx__park_wait. */
@@ -244,7 +258,7 @@ static void cx__run_task(cx_executor *ex, cx__task *t) {
     atomic_store_explicit(&t->polls, polls + 1, memory_order_relaxed);
   ex->stats.polls++;
   cx_waker waker = cx__task_waker_ref(t);
-  cx_context cx = {&waker, ex, &ex->timers, NULL};
+  cx_context cx = {&waker, ex, &ex->timers, &ex->host};
   const cx_future_vtable *vt = t->vtable;
   void *out = vt->output_size ? cx__task_output(t) : NULL;
   if (vt->poll(cx__task_state(t), &cx, out) == CX_READY) {
@@ -334,42 +348,50 @@ static void cx__park(cx_executor *ex) {
       !ex->spawners_gone) {
     ex->sleeping = true;
     ex->stats.parks++;
-#if CX__PARK_FUTEX
-    /* Read under mu: an unpark that follows can only come from a waker that
-     * saw `sleeping` after this point, and it bumps park_seq first, so the
-     * futex wait below either sleeps before the bump (and is woken) or
-     * sees the new value and returns at once. Any early return (EINTR, a
-     * late unpark from an earlier park) is a spurious wake-up: the caller
-     * looks again and parks again. */
-    uint32_t seq = atomic_load_explicit(&ex->park_seq, memory_order_acquire);
-    pthread_mutex_unlock(&ex->mu);
-    struct timespec rel, *timeout = NULL;
-    if (deadline != CX_DEADLINE_NONE) {
-      uint64_t ns = deadline - now;
-      rel.tv_sec = (time_t)(ns / CX_NSEC_PER_SEC);
-      rel.tv_nsec = (long)(ns % CX_NSEC_PER_SEC);
-      timeout = &rel; /* FUTEX_WAIT: relative, on CLOCK_MONOTONIC */
-    }
-    syscall(SYS_futex, &ex->park_seq, FUTEX_WAIT_PRIVATE, seq, timeout, NULL,
-            0);
-    pthread_mutex_lock(&ex->mu);
-    ex->sleeping = false; /* timed out or spurious: no waker cleared it */
-#else
-    if (deadline == CX_DEADLINE_NONE) {
-      while (ex->sleeping) pthread_cond_wait(&ex->cv, &ex->mu);
-    } else {
-      struct timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      uint64_t at = (uint64_t)ts.tv_sec * CX_NSEC_PER_SEC +
-                    (uint64_t)ts.tv_nsec + (deadline - now);
-      ts.tv_sec = (time_t)(at / CX_NSEC_PER_SEC);
-      ts.tv_nsec = (long)(at % CX_NSEC_PER_SEC);
-      while (ex->sleeping) {
-        if (pthread_cond_timedwait(&ex->cv, &ex->mu, &ts) != 0) break;
-      }
+    if (ex->io) {
+      pthread_mutex_unlock(&ex->mu);
+      cx_driver_park(ex->io, deadline == CX_DEADLINE_NONE ? CX_DRIVER_FOREVER
+                                                          : deadline - now);
+      pthread_mutex_lock(&ex->mu);
       ex->sleeping = false;
-    }
+    } else {
+#if CX__PARK_FUTEX
+      /* Read under mu: an unpark that follows can only come from a waker that
+       * saw `sleeping` after this point, and it bumps park_seq first, so the
+       * futex wait below either sleeps before the bump (and is woken) or
+       * sees the new value and returns at once. Any early return (EINTR, a
+       * late unpark from an earlier park) is a spurious wake-up: the caller
+       * looks again and parks again. */
+      uint32_t seq = atomic_load_explicit(&ex->park_seq, memory_order_acquire);
+      pthread_mutex_unlock(&ex->mu);
+      struct timespec rel, *timeout = NULL;
+      if (deadline != CX_DEADLINE_NONE) {
+        uint64_t ns = deadline - now;
+        rel.tv_sec = (time_t)(ns / CX_NSEC_PER_SEC);
+        rel.tv_nsec = (long)(ns % CX_NSEC_PER_SEC);
+        timeout = &rel; /* FUTEX_WAIT: relative, on CLOCK_MONOTONIC */
+      }
+      syscall(SYS_futex, &ex->park_seq, FUTEX_WAIT_PRIVATE, seq, timeout, NULL,
+              0);
+      pthread_mutex_lock(&ex->mu);
+      ex->sleeping = false; /* timed out or spurious: no waker cleared it */
+#else
+      if (deadline == CX_DEADLINE_NONE) {
+        while (ex->sleeping) pthread_cond_wait(&ex->cv, &ex->mu);
+      } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at = (uint64_t)ts.tv_sec * CX_NSEC_PER_SEC +
+                      (uint64_t)ts.tv_nsec + (deadline - now);
+        ts.tv_sec = (time_t)(at / CX_NSEC_PER_SEC);
+        ts.tv_nsec = (long)(at % CX_NSEC_PER_SEC);
+        while (ex->sleeping) {
+          if (pthread_cond_timedwait(&ex->cv, &ex->mu, &ts) != 0) break;
+        }
+        ex->sleeping = false;
+      }
 #endif
+    }
   }
   ex->spawners_gone = false;
   pthread_mutex_unlock(&ex->mu);
@@ -385,6 +407,7 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   memset(ex, 0, sizeof *ex);
   ex->sched.schedule = cx__ex_schedule;
   ex->sched.task_freed = cx__ex_task_freed;
+  ex->host.io_driver = cx__ex_io_driver;
   cx_timers_init(&ex->timers, opts ? opts->clock : NULL,
                  opts ? opts->clock_ctx : NULL);
   atomic_init(&ex->refs, 1);
@@ -434,6 +457,8 @@ int cx_executor_destroy(cx_executor *ex) {
      * landed yet: wait for it. */
     if (ex->local_head == NULL) cx__park(ex);
   }
+  if (ex->io) ex->io->vtable->destroy(ex->io);
+  ex->io = NULL;
   cx__leave(ex, saved);
   cx__ex_unref(ex);
   return CX_OK;
@@ -496,6 +521,7 @@ int cx_executor_run_until_idle(cx_executor *ex) {
   if (ex->destroyed || !cx__enter(ex, &saved)) return CX_EBUSY;
   uint64_t total = 0;
   size_t n;
+  if (ex->io) cx_driver_park(ex->io, 0);
   while ((n = cx__tick(ex, SIZE_MAX)) > 0) total += n;
   cx__leave(ex, saved);
   return total > INT32_MAX ? INT32_MAX : (int)total;

@@ -119,12 +119,12 @@ ssize_t Read(cx_executor *ex, cx_stream *s, void *buf, size_t len) {
   return BlockOn<ssize_t>(ex, &cx_stream_read_vtable, r);
 }
 
-// ---- addresses ---------------------------------------------------------------
+// ---- addresses --------------------------------------------------------------
 
 TEST(NetAddr, ParsesAndFormatsNumericAddresses) {
-  const char *good[] = {"127.0.0.1:8080", "0.0.0.0:0", "255.255.255.255:65535",
-                        "[::1]:8080", "[::]:0", "[fe80::1:2]:1",
-                        "[::ffff:1.2.3.4]:80"};
+  const char *good[] = {
+      "127.0.0.1:8080", "0.0.0.0:0",     "255.255.255.255:65535", "[::1]:8080",
+      "[::]:0",         "[fe80::1:2]:1", "[::ffff:1.2.3.4]:80"};
   for (const char *t : good) {
     cx_addr a;
     ASSERT_EQ(cx_addr_parse(t, &a), CX_OK) << t;
@@ -208,7 +208,7 @@ TEST(NetAddr, UnixPaths) {
   EXPECT_EQ(cx_addr_unix(nullptr, &a), CX_EINVAL);
 }
 
-// ---- listeners: synchronous errors -------------------------------------------
+// ---- listeners: synchronous errors ------------------------------------------
 
 TEST(NetListen, BadArgumentsAndAddressInUse) {
   Watchdog dog;
@@ -259,7 +259,7 @@ TEST(NetListen, AllocationFailureLeavesNothingOpen) {
   EXPECT_EQ(OpenFds(), fds);
 }
 
-// ---- streams -----------------------------------------------------------------
+// ---- streams ----------------------------------------------------------------
 
 TEST(NetStream, EchoOverIpv4AndIpv6) {
   Watchdog dog;
@@ -349,104 +349,110 @@ TEST(NetStream, PeerResetAndBrokenPipeDoNotKillTheProcess) {
   ScopedCountingAllocator alloc;
   // SIGPIPE keeps its default action (death): surviving is the test.
   signal(SIGPIPE, SIG_DFL);
-  Exec ex;
-  cx_listener *l = Listen("127.0.0.1:0");
-  cx_stream *srv = nullptr, *cli = nullptr;
-  Connect(ex, l, &srv, &cli);
-  // Close with SO_LINGER 0: the kernel sends RST instead of FIN.
-  struct linger lin = {1, 0};
-  ASSERT_EQ(setsockopt(cx_stream_fd(srv), SOL_SOCKET, SO_LINGER, &lin,
-                       sizeof lin),
-            0);
-  cx_stream_close(srv);
-  char buf[16];
-  EXPECT_EQ(Read(ex, cli, buf, sizeof buf), CX_ECONNRESET);
-  // After the reset, writes fail with EPIPE, never a signal.
-  ssize_t w = 0;
-  for (int i = 0; i < 100 && w >= 0; i++) w = Write(ex, cli, "x", 1);
-  EXPECT_EQ(w, CX_EPIPE);
-  cx_stream_close(cli);
+  {
+    Exec ex;
+    cx_listener *l = Listen("127.0.0.1:0");
+    cx_stream *srv = nullptr, *cli = nullptr;
+    Connect(ex, l, &srv, &cli);
+    // Close with SO_LINGER 0: the kernel sends RST instead of FIN.
+    struct linger lin = {1, 0};
+    ASSERT_EQ(
+        setsockopt(cx_stream_fd(srv), SOL_SOCKET, SO_LINGER, &lin, sizeof lin),
+        0);
+    cx_stream_close(srv);
+    char buf[16];
+    EXPECT_EQ(Read(ex, cli, buf, sizeof buf), CX_ECONNRESET);
+    // After the reset, writes fail with EPIPE, never a signal.
+    ssize_t w = 0;
+    for (int i = 0; i < 100 && w >= 0; i++) w = Write(ex, cli, "x", 1);
+    EXPECT_EQ(w, CX_EPIPE);
+    cx_stream_close(cli);
 
-  // A peer that closed normally: the first write may still be accepted,
-  // the RST it provokes makes a later one fail with EPIPE (or reset).
-  Connect(ex, l, &srv, &cli);
-  cx_stream_close(srv);
-  w = 0;
-  for (int i = 0; i < 1000 && w >= 0; i++) w = Write(ex, cli, "hello", 5);
-  EXPECT_TRUE(w == CX_EPIPE || w == CX_ECONNRESET) << cx_err_name((int)w);
-  cx_stream_close(cli);
-  cx_listener_close(l);
+    // A peer that closed normally: the first write may still be accepted,
+    // the RST it provokes makes a later one fail with EPIPE (or reset).
+    Connect(ex, l, &srv, &cli);
+    cx_stream_close(srv);
+    w = 0;
+    for (int i = 0; i < 1000 && w >= 0; i++) w = Write(ex, cli, "hello", 5);
+    EXPECT_TRUE(w == CX_EPIPE || w == CX_ECONNRESET) << cx_err_name((int)w);
+    cx_stream_close(cli);
+    cx_listener_close(l);
+  }
   EXPECT_EQ(alloc.live(), 0u);
 }
 
 TEST(NetStream, ReadExactWithEarlyEof) {
   Watchdog dog;
   ScopedCountingAllocator alloc;
-  Exec ex;
-  cx_listener *l = Listen("127.0.0.1:0");
-  cx_stream *srv = nullptr, *cli = nullptr;
-  Connect(ex, l, &srv, &cli);
-  EXPECT_EQ(Write(ex, srv, "abc", 3), 3);
-  cx_stream_close(srv);
-  char buf[10] = {};
-  cx_stream_read_exact r;
-  cx_stream_read_exact_init(&r, cli, buf, sizeof buf);
-  cx_join_handle *h;
-  ASSERT_EQ(cx_spawn(ex, &cx_stream_read_exact_vtable, &r, &h), CX_OK);
-  int rc = 0;
-  ASSERT_EQ(cx_executor_join(ex, h, &rc, sizeof rc), CX_OK);
-  cx_join_handle_detach(h);
-  EXPECT_EQ(rc, CX_EPIPE);
-  EXPECT_EQ(std::string(buf, 3), "abc");
-  cx_stream_close(cli);
-  cx_listener_close(l);
+  {
+    Exec ex;
+    cx_listener *l = Listen("127.0.0.1:0");
+    cx_stream *srv = nullptr, *cli = nullptr;
+    Connect(ex, l, &srv, &cli);
+    EXPECT_EQ(Write(ex, srv, "abc", 3), 3);
+    cx_stream_close(srv);
+    char buf[10] = {};
+    cx_stream_read_exact r;
+    cx_stream_read_exact_init(&r, cli, buf, sizeof buf);
+    cx_join_handle *h;
+    ASSERT_EQ(cx_spawn(ex, &cx_stream_read_exact_vtable, &r, &h), CX_OK);
+    int rc = 0;
+    ASSERT_EQ(cx_executor_join(ex, h, &rc, sizeof rc), CX_OK);
+    cx_join_handle_detach(h);
+    EXPECT_EQ(rc, CX_EPIPE);
+    EXPECT_EQ(std::string(buf, 3), "abc");
+    cx_stream_close(cli);
+    cx_listener_close(l);
+  }
   EXPECT_EQ(alloc.live(), 0u);
 }
 
 TEST(NetStream, BadArguments) {
   Watchdog dog;
   ScopedCountingAllocator alloc;
-  Exec ex;
-  char buf[4];
-  cx_stream_read r;
-  cx_stream_read_init(&r, nullptr, buf, sizeof buf);
-  EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_read_vtable, r), CX_EINVAL);
-  cx_stream_write w;
-  cx_stream_write_init(&w, nullptr, buf, sizeof buf);
-  EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_write_vtable, w), CX_EINVAL);
-  cx_stream_read_exact re;
-  cx_stream_read_exact_init(&re, nullptr, buf, sizeof buf);
-  EXPECT_EQ(BlockOn<int>(ex, &cx_stream_read_exact_vtable, re), CX_EINVAL);
-  cx_stream_write_all wa;
-  cx_stream_write_all_init(&wa, nullptr, buf, sizeof buf);
-  EXPECT_EQ(BlockOn<int>(ex, &cx_stream_write_all_vtable, wa), CX_EINVAL);
-  cx_accept a;
-  cx_stream *s = nullptr;
-  cx_accept_init(&a, nullptr, &s, nullptr);
-  EXPECT_EQ(BlockOn<int>(ex, &cx_accept_vtable, a), CX_EINVAL);
-  EXPECT_EQ(cx_stream_set_nodelay(nullptr, true), CX_EINVAL);
-  EXPECT_EQ(cx_stream_shutdown(nullptr, SHUT_WR), CX_EINVAL);
-  EXPECT_EQ(cx_stream_fd(nullptr), -1);
-  cx_stream_close(nullptr);
-  // Zeroed futures can be dropped.
-  cx_stream_read zr{};
-  cx_stream_read_drop(&zr);
-  cx_accept za{};
-  cx_accept_drop(&za);
-  cx_connect zc{};
-  cx_connect_drop(&zc);
-  cx_udp_recv_from zu{};
-  cx_udp_recv_from_drop(&zu);
-  // A NULL buffer with a nonzero length.
-  cx_listener *l = Listen("127.0.0.1:0");
-  cx_stream *srv = nullptr, *cli = nullptr;
-  Connect(ex, l, &srv, &cli);
-  cx_stream_read_init(&r, cli, nullptr, 4);
-  EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_read_vtable, r), CX_EINVAL);
-  // Nodelay is for TCP only... and for open streams.
-  cx_stream_close(srv);
-  cx_stream_close(cli);
-  cx_listener_close(l);
+  {
+    Exec ex;
+    char buf[4];
+    cx_stream_read r;
+    cx_stream_read_init(&r, nullptr, buf, sizeof buf);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_read_vtable, r), CX_EINVAL);
+    cx_stream_write w;
+    cx_stream_write_init(&w, nullptr, buf, sizeof buf);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_write_vtable, w), CX_EINVAL);
+    cx_stream_read_exact re;
+    cx_stream_read_exact_init(&re, nullptr, buf, sizeof buf);
+    EXPECT_EQ(BlockOn<int>(ex, &cx_stream_read_exact_vtable, re), CX_EINVAL);
+    cx_stream_write_all wa;
+    cx_stream_write_all_init(&wa, nullptr, buf, sizeof buf);
+    EXPECT_EQ(BlockOn<int>(ex, &cx_stream_write_all_vtable, wa), CX_EINVAL);
+    cx_accept a;
+    cx_stream *s = nullptr;
+    cx_accept_init(&a, nullptr, &s, nullptr);
+    EXPECT_EQ(BlockOn<int>(ex, &cx_accept_vtable, a), CX_EINVAL);
+    EXPECT_EQ(cx_stream_set_nodelay(nullptr, true), CX_EINVAL);
+    EXPECT_EQ(cx_stream_shutdown(nullptr, SHUT_WR), CX_EINVAL);
+    EXPECT_EQ(cx_stream_fd(nullptr), -1);
+    cx_stream_close(nullptr);
+    // Zeroed futures can be dropped.
+    cx_stream_read zr{};
+    cx_stream_read_drop(&zr);
+    cx_accept za{};
+    cx_accept_drop(&za);
+    cx_connect zc{};
+    cx_connect_drop(&zc);
+    cx_udp_recv_from zu{};
+    cx_udp_recv_from_drop(&zu);
+    // A NULL buffer with a nonzero length.
+    cx_listener *l = Listen("127.0.0.1:0");
+    cx_stream *srv = nullptr, *cli = nullptr;
+    Connect(ex, l, &srv, &cli);
+    cx_stream_read_init(&r, cli, nullptr, 4);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_stream_read_vtable, r), CX_EINVAL);
+    // Nodelay is for TCP only... and for open streams.
+    cx_stream_close(srv);
+    cx_stream_close(cli);
+    cx_listener_close(l);
+  }
   EXPECT_EQ(alloc.live(), 0u);
 }
 
@@ -469,7 +475,7 @@ TEST(NetStream, WithoutAnIoDriver) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
-// ---- closing and cancelling ---------------------------------------------------
+// ---- closing and cancelling -------------------------------------------------
 
 // A task that closes a stream or listener once another task is waiting.
 struct Closer {
@@ -489,7 +495,9 @@ cx_poll CloserPoll(void *self, cx_context *cx, void *) {
   if (c->listener) cx_listener_close(c->listener);
   return CX_READY;
 }
-void CloserDrop(void *self) { cx_sleep_drop(&static_cast<Closer *>(self)->nap); }
+void CloserDrop(void *self) {
+  cx_sleep_drop(&static_cast<Closer *>(self)->nap);
+}
 const cx_future_vtable kCloserVt = {.poll = CloserPoll,
                                     .drop = CloserDrop,
                                     .state_size = sizeof(Closer),
@@ -567,7 +575,9 @@ cx_poll TimedPoll(void *self, cx_context *cx, void *out) {
   return cx_timeout_poll(&static_cast<Timed *>(self)->t, cx,
                          static_cast<int *>(out));
 }
-void TimedDrop(void *self) { cx_timeout_drop(&static_cast<Timed *>(self)->t); }
+void TimedDrop(void *self) {
+  cx_timeout_drop(&static_cast<Timed *>(self)->t);
+}
 const cx_future_vtable kTimedVt = {.poll = TimedPoll,
                                    .drop = TimedDrop,
                                    .state_size = sizeof(Timed),
@@ -707,7 +717,7 @@ TEST(NetCancel, DestroyingTheExecutorDropsPendingIo) {
   EXPECT_EQ(OpenFds(), fds);
 }
 
-// ---- allocation failure ------------------------------------------------------
+// ---- allocation failure -----------------------------------------------------
 
 TEST(NetAlloc, AcceptAndConnectUnderAllocationFailure) {
   Watchdog dog;
@@ -739,19 +749,23 @@ TEST(NetAlloc, AcceptAndConnectUnderAllocationFailure) {
     cx_stream_close(srv);
     cx_stream_close(cli);
     srv = cli = nullptr;
-    cx_accept acc;
-    cx_accept_init(&acc, l, &srv, nullptr);
-    cx_join_handle *ha;
-    ASSERT_EQ(cx_spawn(ex, &cx_accept_vtable, &acc, &ha), CX_OK);
+    // The client connects first (the kernel queues the connection), so
+    // the accept completes on its first poll: allocation attempts are then
+    // 1: the accept task, 2: the read task below, 3: the accepted stream.
     cx_connect_init(&c, &a, &cli);
     ASSERT_EQ(cx_executor_block_on(ex, &cx_connect_vtable, &c, &rc, sizeof rc),
               CX_OK);
     ASSERT_EQ(rc, CX_OK);
     uint64_t before = cx_listener_backoffs(l);
-    alloc.FailAt(1);  // the accepted stream's allocation
-    ASSERT_EQ(cx_executor_run_until_idle(ex) >= 0, true);
+    size_t failures = alloc.failures();
+    alloc.FailAt(3);
+    cx_accept acc;
+    cx_accept_init(&acc, l, &srv, nullptr);
+    cx_join_handle *ha;
+    ASSERT_EQ(cx_spawn(ex, &cx_accept_vtable, &acc, &ha), CX_OK);
     char b;
     EXPECT_EQ(Read(ex, cli, &b, 1), 0);  // dropped by the server
+    EXPECT_EQ(alloc.failures(), failures + 1);
     EXPECT_EQ(cx_listener_backoffs(l), before + 1);
     cx_stream_close(cli);
     cli = nullptr;
@@ -768,6 +782,279 @@ TEST(NetAlloc, AcceptAndConnectUnderAllocationFailure) {
   }
   EXPECT_EQ(alloc.live(), 0u);
   EXPECT_EQ(OpenFds(), fds);
+}
+
+// ---- EMFILE during accept ---------------------------------------------------
+
+// With no fd left, accept backs off instead of spinning, the connection
+// the server already has keeps being served, and accepting resumes once fds
+// are free again.
+TEST(NetAccept, EmfileBacksOffAndKeepsServing) {
+  Watchdog dog;
+  ScopedCountingAllocator alloc;
+  int fds = OpenFds();
+  struct rlimit old;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  {
+    Exec ex;
+    cx_listener *l = Listen("127.0.0.1:0");
+    cx_listener_set_backoff(l, 20 * kMs);
+    cx_addr la = LocalAddr(l);
+    cx_stream *srv = nullptr, *cli = nullptr;
+    Connect(ex, l, &srv, &cli);  // the connection already served
+
+    // A client socket made before the table fills up, connected after.
+    int c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(c2, 0);
+    struct rlimit low = old;
+    low.rlim_cur = (rlim_t)OpenFds() + 16;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    std::vector<int> fillers;
+    for (;;) {
+      int f = dup(0);
+      if (f < 0) break;
+      fillers.push_back(f);
+    }
+    ASSERT_EQ(errno, EMFILE);
+    ASSERT_EQ(connect(c2, &la.u.sa, la.len), 0);  // queued in the backlog
+
+    cx_stream *acc_out = nullptr;
+    cx_accept acc;
+    cx_accept_init(&acc, l, &acc_out, nullptr);
+    cx_join_handle *ha;
+    ASSERT_EQ(cx_spawn(ex, &cx_accept_vtable, &acc, &ha), CX_OK);
+
+    // Serve the existing connection for ~200 ms while accept cannot.
+    for (int i = 0; i < 20; i++) {
+      char msg[16], back[16];
+      snprintf(msg, sizeof msg, "ping %d", i);
+      ASSERT_EQ(Write(ex, cli, msg, sizeof msg), (ssize_t)sizeof msg);
+      cx_stream_read_exact r;
+      cx_stream_read_exact_init(&r, srv, back, sizeof back);
+      ASSERT_EQ(BlockOn<int>(ex, &cx_stream_read_exact_vtable, r), CX_OK);
+      ASSERT_EQ(memcmp(msg, back, sizeof msg), 0);
+      cx_sleep nap;
+      cx_sleep_init_for(&nap, 10 * kMs);
+      ASSERT_EQ(BlockOn<int>(ex, &cx_sleep_vtable, nap), CX_OK);
+    }
+    EXPECT_FALSE(cx_join_handle_is_finished(ha));
+    uint64_t backoffs = cx_listener_backoffs(l);
+    uint64_t polls = cx_join_handle_poll_count(ha);
+    EXPECT_GE(backoffs, 1u);
+    // ~200 ms at one try per 20 ms: about 10. A spinning accept would have
+    // been polled thousands of times. (An upper bound only: a slow machine
+    // gives fewer.)
+    EXPECT_LE(polls, 40u) << "backoffs " << backoffs;
+    EXPECT_LE(backoffs, 40u);
+
+    for (int f : fillers) close(f);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    int rc = -1;
+    ASSERT_EQ(cx_executor_join(ex, ha, &rc, sizeof rc), CX_OK);
+    cx_join_handle_detach(ha);
+    EXPECT_EQ(rc, CX_OK);
+    ASSERT_NE(acc_out, nullptr);
+    ASSERT_EQ(Write(ex, acc_out, "hi", 2), 2);
+    char b[2];
+    ASSERT_EQ(recv(c2, b, 2, MSG_WAITALL), 2);
+    close(c2);
+    cx_stream_close(acc_out);
+    cx_stream_close(srv);
+    cx_stream_close(cli);
+    cx_listener_close(l);
+  }
+  setrlimit(RLIMIT_NOFILE, &old);
+  EXPECT_EQ(alloc.live(), 0u);
+  EXPECT_EQ(OpenFds(), fds);
+}
+
+// ---- UDP --------------------------------------------------------------------
+
+TEST(NetUdp, SendToAndRecvFrom) {
+  Watchdog dog;
+  ScopedCountingAllocator alloc;
+  int fds = OpenFds();
+  for (const char *where : {"127.0.0.1:0", "[::1]:0"}) {
+    Exec ex;
+    cx_addr any = Addr(where);
+    cx_udp *a = nullptr, *b = nullptr;
+    if (cx_udp_bind(&any, &a) != CX_OK) continue;  // no IPv6 here
+    ASSERT_EQ(cx_udp_bind(&any, &b), CX_OK);
+    cx_addr aa, ba;
+    ASSERT_EQ(cx_udp_local_addr(a, &aa), CX_OK);
+    ASSERT_EQ(cx_udp_local_addr(b, &ba), CX_OK);
+    EXPECT_TRUE(fcntl(cx_udp_fd(a), F_GETFD) & FD_CLOEXEC);
+
+    // The receive pends first, the send comes from another task.
+    char buf[64] = {};
+    cx_addr from;
+    cx_udp_recv_from r;
+    cx_udp_recv_from_init(&r, b, buf, sizeof buf, &from);
+    cx_join_handle *hr;
+    ASSERT_EQ(cx_spawn(ex, &cx_udp_recv_from_vtable, &r, &hr), CX_OK);
+    EXPECT_GE(cx_executor_run_until_idle(ex), 1);
+    cx_udp_send_to s;
+    cx_udp_send_to_init(&s, a, "datagram", 8, &ba);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_send_to_vtable, s), 8);
+    ssize_t n = 0;
+    ASSERT_EQ(cx_executor_join(ex, hr, &n, sizeof n), CX_OK);
+    cx_join_handle_detach(hr);
+    EXPECT_EQ(n, 8);
+    EXPECT_EQ(std::string(buf, 8), "datagram");
+    EXPECT_TRUE(cx_addr_equal(&from, &aa));
+
+    // Truncation to the buffer; an empty datagram.
+    cx_udp_send_to_init(&s, a, "0123456789", 10, &ba);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_send_to_vtable, s), 10);
+    cx_udp_recv_from_init(&r, b, buf, 4, nullptr);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_recv_from_vtable, r), 4);
+    cx_udp_send_to_init(&s, a, "", 0, &ba);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_send_to_vtable, s), 0);
+    cx_udp_recv_from_init(&r, b, buf, sizeof buf, nullptr);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_recv_from_vtable, r), 0);
+
+    // Bad arguments; a closed socket.
+    cx_udp_send_to_init(&s, a, "x", 1, nullptr);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_send_to_vtable, s), CX_EINVAL);
+    cx_udp_send_to_init(&s, nullptr, "x", 1, &ba);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_send_to_vtable, s), CX_EINVAL);
+    cx_udp_recv_from_init(&r, nullptr, buf, 1, nullptr);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_recv_from_vtable, r), CX_EINVAL);
+    cx_udp_recv_from_init(&r, b, buf, sizeof buf, nullptr);
+    cx_udp_close(b);
+    EXPECT_EQ(BlockOn<ssize_t>(ex, &cx_udp_recv_from_vtable, r), CX_EBADF);
+    cx_udp_close(a);
+  }
+  EXPECT_EQ(alloc.live(), 0u);
+  EXPECT_EQ(OpenFds(), fds);
+}
+
+// ---- Unix-domain stream sockets ---------------------------------------------
+
+std::string TempPath(const char *name) {
+  const char *dir = getenv("TEST_TMPDIR");
+  std::string p = std::string(dir ? dir : "/tmp") + "/" + name + "." +
+                  std::to_string(getpid());
+  if (p.size() >= 100)
+    p = "/tmp/" + std::string(name) + "." + std::to_string(getpid());
+  unlink(p.c_str());
+  return p;
+}
+
+TEST(NetUnix, ListenConnectAcceptByPath) {
+  Watchdog dog;
+  ScopedCountingAllocator alloc;
+  int fds = OpenFds();
+  std::string path = TempPath("cx_unix");
+  {
+    Exec ex;
+    cx_addr a;
+    // Nobody there yet.
+    ASSERT_EQ(cx_addr_unix(path.c_str(), &a), CX_OK);
+    cx_stream *cli = nullptr, *srv = nullptr;
+    cx_connect c;
+    cx_connect_init(&c, &a, &cli);
+    EXPECT_EQ(BlockOn<int>(ex, &cx_connect_vtable, c), CX_ENOENT);
+
+    cx_listener *l = nullptr;
+    ASSERT_EQ(cx_listen(&a, 8, &l), CX_OK);
+    cx_listener *l2 = nullptr;
+    EXPECT_EQ(cx_listen(&a, 8, &l2), CX_EADDRINUSE);
+    Connect(ex, l, &srv, &cli);
+    EXPECT_EQ(cx_stream_set_nodelay(cli, true), CX_EINVAL);
+    cx_addr local;
+    ASSERT_EQ(cx_stream_local_addr(srv, &local), CX_OK);
+    EXPECT_TRUE(cx_addr_equal(&local, &a));
+    EXPECT_EQ(Write(ex, cli, "over unix", 9), 9);
+    char buf[16];
+    EXPECT_EQ(Read(ex, srv, buf, sizeof buf), 9);
+    EXPECT_EQ(std::string(buf, 9), "over unix");
+    cx_stream_close(srv);
+    EXPECT_EQ(Read(ex, cli, buf, sizeof buf), 0);
+    cx_stream_close(cli);
+    cx_listener_close(l);
+    EXPECT_NE(access(path.c_str(), F_OK), 0);  // the path was unlinked
+
+    // A stale socket file, nobody listening: refused.
+    int raw = socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_EQ(bind(raw, &a.u.sa, a.len), 0);
+    close(raw);
+    cx_connect_init(&c, &a, &cli);
+    EXPECT_EQ(BlockOn<int>(ex, &cx_connect_vtable, c), CX_ECONNREFUSED);
+    unlink(path.c_str());
+  }
+  EXPECT_EQ(alloc.live(), 0u);
+  EXPECT_EQ(OpenFds(), fds);
+}
+
+// ---- wakes from other threads during I/O ------------------------------------
+
+// A reader task waits on a socket while a plain thread feeds the other end
+// byte by byte and another thread spawns tasks into the executor (each
+// spawn unparks it in the middle of its epoll wait). Run under TSan.
+struct Counter {
+  std::atomic<int> *n;
+};
+cx_poll CounterPoll(void *self, cx_context *, void *) {
+  static_cast<Counter *>(self)->n->fetch_add(1);
+  return CX_READY;
+}
+const cx_future_vtable kCounterVt = {.poll = CounterPoll,
+                                     .state_size = sizeof(Counter),
+                                     .state_align = alignof(Counter)};
+
+TEST(NetThreads, WakesFromOtherThreadsDuringIo) {
+  Watchdog dog;
+  ScopedCountingAllocator alloc;
+  {
+    Exec ex;
+    cx_listener *l = Listen("127.0.0.1:0");
+    cx_stream *srv = nullptr, *cli = nullptr;
+    Connect(ex, l, &srv, &cli);
+    constexpr size_t kBytes = 4096;
+    std::vector<unsigned char> in(kBytes);
+    cx_stream_read_exact r;
+    cx_stream_read_exact_init(&r, cli, in.data(), in.size());
+    cx_join_handle *hr;
+    ASSERT_EQ(cx_spawn(ex, &cx_stream_read_exact_vtable, &r, &hr), CX_OK);
+    cx_spawner *sp = nullptr;
+    ASSERT_EQ(cx_executor_spawner(ex, &sp), CX_OK);
+    std::atomic<int> spawned_ran{0};
+    int fd = cx_stream_fd(srv);
+    std::thread writer([fd] {
+      for (size_t i = 0; i < kBytes;) {
+        unsigned char b = (unsigned char)i;
+        ssize_t n = send(fd, &b, 1, MSG_NOSIGNAL);
+        if (n == 1) {
+          i++;
+          if (i % 64 == 0) usleep(100);
+        } else {
+          usleep(100);
+        }
+      }
+    });
+    std::thread spawner([sp, &spawned_ran] {
+      for (int i = 0; i < 200; i++) {
+        Counter c = {&spawned_ran};
+        EXPECT_EQ(cx_spawner_spawn(sp, &kCounterVt, &c, nullptr), CX_OK);
+        usleep(200);
+      }
+      cx_spawner_drop(sp);
+    });
+    int rc = -1;
+    ASSERT_EQ(cx_executor_join(ex, hr, &rc, sizeof rc), CX_OK);
+    cx_join_handle_detach(hr);
+    writer.join();
+    spawner.join();
+    EXPECT_EQ(cx_executor_run(ex), CX_OK);
+    EXPECT_EQ(rc, CX_OK);
+    for (size_t i = 0; i < kBytes; i++) ASSERT_EQ(in[i], (unsigned char)i);
+    EXPECT_EQ(spawned_ran.load(), 200);
+    cx_stream_close(srv);
+    cx_stream_close(cli);
+    cx_listener_close(l);
+  }
+  EXPECT_EQ(alloc.live(), 0u);
 }
 
 }  // namespace
