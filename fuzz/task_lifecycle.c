@@ -285,7 +285,7 @@ FZ_NO_COVERAGE static void fz_check(fz_world *w, const char *where) {
           where, i, (unsigned long long)m_refs_with(w, i, sr));
     if (!T->finished) {
       if (T->scheduled && !T->running) scheduled++;
-      if (!T->remote_new) owned++;
+      owned++; /* remote spawns count as live from their spawn call */
     }
     if (T->timer) timers++;
     if (T->dbg == NULL) continue;
@@ -393,8 +393,8 @@ static void m_spawned(fz_world *w, int id, int kind, cx_join_handle *h,
   T->join_holder = -1;
   T->remote_new = remote;
   T->serial = w->attempts; /* its allocation was the last one */
-  /* Remote spawns are counted when the executor takes them in. */
-  if (!remote) w->st_spawned++;
+  /* Remote spawns count as accepted from their spawn call on. */
+  w->st_spawned++;
 }
 
 static void fz_fut_init(fz_fut *f, int id, uint8_t pends) {
@@ -934,7 +934,6 @@ static void m_taken_in(fz_world *w) {
   for (int i = 0; i < w->ntasks; i++) {
     if (!w->t[i].remote_new) continue;
     w->t[i].remote_new = false;
-    w->st_spawned++;
   }
 }
 

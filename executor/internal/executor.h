@@ -1,0 +1,108 @@
+/*
+ * The executor's private parts, shared by the files it is split into:
+ *
+ *   executor.c      lifetime, the public run/step/join/block_on calls, the
+ *                   I/O host (cx_context.host)
+ *   queue.c         the local ready queue, the remote (mutex) queues, the
+ *                   owned list, taking remote wakes and spawns in
+ *   poll.c          the poll loop: one task's poll, a tick, due timers
+ *   park.c          parking through the driver, unparking, "can anything
+ *                   still happen?"
+ *   spawner.c       spawners: spawning from any thread
+ *   debug.c         statistics and debug introspection
+ *
+ * Threads. Fields under "owner" are touched only by the thread driving the
+ * executor (run, step, join, destroy, and the tasks it polls). Fields under
+ * "shared" are guarded by `mu` or are atomics, as marked.
+ */
+#ifndef CEXEC_INTERNAL_EXECUTOR_H
+#define CEXEC_INTERNAL_EXECUTOR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "executor/driver.h"
+#include "executor/executor.h"
+#include "executor/internal/futex_driver.h"
+#include "executor/internal/task.h"
+
+struct cx_executor {
+  cx__scheduler sched; /* first: tasks see the executor through this */
+  cx_driver_host host; /* offered to futures as cx_context.host */
+
+  /* Owner thread only. */
+  cx__task *local_head, *local_tail;
+  size_t local_len;
+  cx__task *owned; /* unfinished tasks, doubly linked */
+  size_t live;
+  bool running;
+  bool destroyed;
+  cx_timers timers;
+  cx_executor_stats stats;
+  cx_driver *io_driver; /* NULL until a future first asks for I/O */
+
+  /* Shared. */
+  _Atomic size_t refs;
+  _Atomic bool remote_pending; /* something waits on the remote queues */
+  pthread_mutex_t mu;
+  cx__futex_driver futex; /* parks the executor until io_driver exists */
+  cx_driver *driver;      /* guarded by mu: what the executor parks on */
+  cx__task *remote_head, *remote_tail; /* guarded by mu */
+  cx__task *spawned_head, *spawned_tail;
+  size_t remote_len;     /* guarded by mu: both remote lists */
+  size_t remote_spawned; /* guarded by mu: tasks on the spawned list */
+  size_t spawners;       /* guarded by mu */
+  bool sleeping;         /* guarded by mu */
+  bool closed;           /* guarded by mu */
+  /* Guarded by mu: the last spawner went since the last park. Makes the
+   * next park return at once, so a drop that lands between run()'s checks
+   * and cx__park() (when `sleeping` is not yet set) is not lost. */
+  bool spawners_gone;
+};
+
+/* The thread's current executor (set while it drives one). */
+cx_executor *cx__ex_current(void);
+
+/* Lifetime: every task allocation, spawner and the owner hold a reference;
+ * the last one frees the executor (and its drivers). */
+void cx__ex_ref(cx_executor *ex);
+void cx__ex_unref(cx_executor *ex);
+
+/* queue.c */
+void cx__local_push(cx_executor *ex, cx__task *t);
+cx__task *cx__local_pop(cx_executor *ex);
+/* Appends t to one of the mu-guarded lists (`spawned`: the spawned list,
+ * else the woken list). Returns the driver to unpark when the executor was
+ * parked (a reference to ex is then held for the caller: pass both to
+ * cx__unpark once mu is unlocked), else NULL. */
+cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t);
+void cx__owned_link(cx_executor *ex, cx__task *t);
+void cx__owned_unlink(cx_executor *ex, cx__task *t);
+void cx__take_remote(cx_executor *ex);
+bool cx__remote_empty(cx_executor *ex); /* locks mu */
+/* The scheduler callback: queue a woken task (any thread). */
+void cx__ex_schedule(cx__scheduler *s, cx__task *t);
+
+/* poll.c */
+/* Polls up to `limit` ready tasks (after taking in remote work, due timers
+ * and I/O events). Returns the number polled. */
+size_t cx__tick(cx_executor *ex, size_t limit);
+void cx__run_task(cx_executor *ex, cx__task *t);
+/* Timers and remote wakes are looked at once per this many polls, so a
+ * busy executor cannot starve them, nor pay for a clock read per poll. */
+#define CX__CHECK_INTERVAL 64
+
+/* park.c */
+bool cx__can_progress(cx_executor *ex);
+void cx__park(cx_executor *ex);
+/* Ends a park (after mu was unlocked) and drops the reference that
+ * cx__remote_push_locked took. */
+void cx__unpark(cx_executor *ex, cx_driver *d);
+/* Under mu: if the executor is parked, claims the wake-up (clears
+ * `sleeping`, takes a reference to ex) and returns the driver to unpark. */
+cx_driver *cx__claim_unpark_locked(cx_executor *ex);
+
+#endif /* CEXEC_INTERNAL_EXECUTOR_H */
