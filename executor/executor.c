@@ -19,7 +19,8 @@
  * the executor parks (or will park) on. The futex driver stays alive (it is
  * embedded) for a waker that claimed it just before the switch.
  */
-#define _DEFAULT_SOURCE /* io/io.h declares sigset_t (POSIX) */
+/* io/io.h declares cx_signal_init with sigset_t: POSIX, not in strict C11. */
+#define _POSIX_C_SOURCE 200809L
 
 #include "executor/executor.h"
 

@@ -24,20 +24,23 @@
  *   - the join handle, while JOIN_INTEREST.
  * The task is freed by whoever drops the last reference, on any thread.
  *
- * Flags and transitions:
- *   wake (idle)         -> SCHEDULED, +1 ref, pushed onto the ready queue
- *   wake (SCHEDULED)    -> nothing: a task is never queued twice
- *   wake (RUNNING)      -> SCHEDULED only; the poller queues it again when the
- *                          poll returns, so a wake during poll is not lost
- *   wake (COMPLETE)     -> nothing
- *   pop from queue      -> clear SCHEDULED, set RUNNING (or cancel / nothing)
- *   poll -> PENDING     -> clear RUNNING; re-queue if SCHEDULED; cancel if
- *                          CANCELLED; else drop the running ref
- *   poll -> READY       -> drop the future, set COMPLETE|OUTPUT
- *   cancel (idle)       -> CANCELLED|SCHEDULED, +1 ref, queued so that the
- *                          executor's thread drops the future
- *   cancel (otherwise)  -> CANCELLED; the executor acts on it when it next
- *                          holds RUNNING
+ * Flags and transitions: one function each below (the full table, with
+ * every case and its references, is in docs/design.md):
+ *   transition_to_notified_by_ref / _by_val (wake): idle -> SCHEDULED and
+ *       queued (+1 ref, or the waker's ref becomes the queue's); SCHEDULED
+ *       or RUNNING -> SCHEDULED written back (a release: the wake
+ *       happens-before the poll it causes); COMPLETE -> nothing
+ *   transition_to_running (pop): -SCHEDULED +RUNNING -> POLL or CANCEL;
+ *       COMPLETE -> GONE (a safety net: drops the queue's ref)
+ *   transition_to_idle (PENDING): CANCELLED -> CANCELLED (wins over
+ *       SCHEDULED); SCHEDULED -> NOTIFIED (queue again); else DONE
+ *   transition_to_complete: -RUNNING -SCHEDULED +COMPLETE (+OUTPUT), the
+ *       running and owner refs dropped in the same CAS unless a joiner's
+ *       waker must be woken first (then join_waker_done, then the refs)
+ *   transition_to_cancelled: idle -> +CANCELLED +SCHEDULED, queued so that
+ *       the executor's thread drops the future; queued or RUNNING ->
+ *       +CANCELLED (the next holder of RUNNING acts); twice -> nothing
+ *   take_output, set/unset_join_waker, drop_join_interest: the join side.
  * The future is dropped exactly once, by the thread holding RUNNING, which is
  * always the executor's: futures never need to be thread-safe.
  *
@@ -63,8 +66,9 @@
  * a reference, so the task cannot vanish); decrements are acq_rel, so the
  * one reaching zero sees every write made by other owners (release plus an
  * acquire fence would be enough, but ThreadSanitizer does not model
- * fences). State CASes are acq_rel: the flags publish the future's state and
- * output between threads.
+ * fences). State CASes are acq_rel (cx__state_cas): the flags publish the
+ * future's state and output between threads, and a wake's writes to the
+ * poll it causes.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, condattr_setclock */
 

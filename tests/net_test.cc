@@ -578,12 +578,6 @@ cx_poll TimedPoll(void *self, cx_context *cx, void *out) {
 void TimedDrop(void *self) {
   cx_timeout_drop(&static_cast<Timed *>(self)->t);
 }
-const cx_future_vtable kTimedVt = {.poll = TimedPoll,
-                                   .drop = TimedDrop,
-                                   .state_size = sizeof(Timed),
-                                   .state_align = alignof(Timed),
-                                   .output_size = sizeof(int),
-                                   .output_align = alignof(int)};
 
 // Spawns a Timed (its children point into the task's copy, so it is set up
 // by an init function run inside the task: see TimedInit).
