@@ -10,26 +10,6 @@
  */
 #include "executor/internal/executor.h"
 
-void cx__local_push(cx_executor *ex, cx__task *t) {
-  t->next = NULL;
-  if (ex->local_tail)
-    ex->local_tail->next = t;
-  else
-    ex->local_head = t;
-  ex->local_tail = t;
-  ex->local_len++;
-}
-
-cx__task *cx__local_pop(cx_executor *ex) {
-  cx__task *t = ex->local_head;
-  if (t == NULL) return NULL;
-  ex->local_head = t->next;
-  if (ex->local_head == NULL) ex->local_tail = NULL;
-  t->next = NULL;
-  ex->local_len--;
-  return t;
-}
-
 cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
   cx__task **head = spawned ? &ex->spawned_head : &ex->remote_head;
   cx__task **tail = spawned ? &ex->spawned_tail : &ex->remote_tail;

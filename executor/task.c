@@ -121,14 +121,14 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   t->owned_prev = NULL;
   t->owned_next = NULL;
   atomic_init(&t->polls, 0);
-  t->join_slot = with_handle ? 1u : 0u;
+  t->layout = (uint32_t)l.output_off | (with_handle ? CX__TASK_JOIN_SLOT : 0);
   if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
   if (vt->state_size > 0) memcpy(cx__task_state(t), state, vt->state_size);
   return t;
 }
 
 static void cx__task_free_memory(cx__task *t) {
-  cx__task_layout l = cx__task_layout_of(t->vtable, t->join_slot != 0);
+  cx__task_layout l = cx__task_layout_of(t->vtable, cx__task_has_join_slot(t));
   cx_free(t, l.size, l.align);
 }
 

@@ -71,9 +71,28 @@ cx_executor *cx__ex_current(void);
 void cx__ex_ref(cx_executor *ex);
 void cx__ex_unref(cx_executor *ex);
 
-/* queue.c */
-void cx__local_push(cx_executor *ex, cx__task *t);
-cx__task *cx__local_pop(cx_executor *ex);
+/* queue.c; the local queue's two operations are inline: they are on every
+ * poll's path. */
+static inline void cx__local_push(cx_executor *ex, cx__task *t) {
+  t->next = NULL;
+  if (ex->local_tail)
+    ex->local_tail->next = t;
+  else
+    ex->local_head = t;
+  ex->local_tail = t;
+  ex->local_len++;
+}
+
+static inline cx__task *cx__local_pop(cx_executor *ex) {
+  cx__task *t = ex->local_head;
+  if (t == NULL) return NULL;
+  ex->local_head = t->next;
+  if (ex->local_head == NULL) ex->local_tail = NULL;
+  t->next = NULL;
+  ex->local_len--;
+  return t;
+}
+
 /* Appends t to one of the mu-guarded lists (`spawned`: the spawned list,
  * else the woken list). Returns the driver to unpark when the executor was
  * parked (a reference to ex is then held for the caller: pass both to

@@ -70,7 +70,10 @@ struct cx__task {
   cx__task *owned_prev; /* the scheduler's list of unfinished tasks */
   cx__task *owned_next;
   CX__ATOMIC(uint32_t) polls;
-  uint32_t join_slot; /* 1: spawned with a handle, the slot exists */
+  /* Set once at creation from cx__task_layout_of: the output's offset, and
+   * CX__TASK_JOIN_SLOT when the task was spawned with a handle (the slot
+   * exists). Kept so the poll path need not recompute the offset. */
+  uint32_t layout;
   /* future state follows at cx__task_state(t), then the output, then, for
    * a task spawned with a join handle, the join-waker slot (see the
    * JOIN_WAKER protocol in task.c): detached tasks do not pay for it. */
@@ -104,15 +107,22 @@ static inline cx__task_layout cx__task_layout_of(const cx_future_vtable *vt,
   return l;
 }
 
+/* In cx__task.layout, above the output offset (sizes are capped at 1 GiB by
+ * cx_future_vtable_check, so the offset never reaches this bit). */
+#define CX__TASK_JOIN_SLOT (1u << 31)
+
+static inline bool cx__task_has_join_slot(const cx__task *t) {
+  return (t->layout & CX__TASK_JOIN_SLOT) != 0;
+}
 static inline void *cx__task_state(cx__task *t) {
   return (char *)t + cx__task_layout_of(t->vtable, false).state_off;
 }
 static inline void *cx__task_output(cx__task *t) {
-  return (char *)t + cx__task_layout_of(t->vtable, false).output_off;
+  return (char *)t + (t->layout & ~CX__TASK_JOIN_SLOT);
 }
 /* The join-waker slot, or NULL for a task spawned without a handle. */
 static inline cx_waker *cx__task_join_slot(cx__task *t) {
-  if (!t->join_slot) return NULL;
+  if (!cx__task_has_join_slot(t)) return NULL;
   return (cx_waker *)((char *)t + cx__task_layout_of(t->vtable, true).slot_off);
 }
 
