@@ -19,9 +19,6 @@
  * the executor parks (or will park) on. The futex driver stays alive (it is
  * embedded) for a waker that claimed it just before the switch.
  */
-/* io/io.h declares cx_signal_init with sigset_t: POSIX, not in strict C11. */
-#define _POSIX_C_SOURCE 200809L
-
 #include "executor/executor.h"
 
 #include <limits.h>

@@ -1,6 +1,9 @@
 /*
  * Fuzz harness: the epoll driver and registrations (io/io.h) over Unix
- * socketpairs, driven by hand (park(0) dispatches), against a model.
+ * socketpairs, against a model. The first input byte picks the mode: by
+ * hand (the harness polls the futures with its own counting wakers and
+ * parks the driver: every wake is counted), or on an executor (each future
+ * is a task; see "executor mode" below).
  *
  * Up to MAX_CONNS connections. Each is a socketpair: our end `a` is
  * registered with the driver, the peer end `b` is the harness's, used with
@@ -53,6 +56,7 @@
 
 #include "fuzz/fuzz_harnesses.h"
 #include "fuzz/fuzz_util.h"
+#include "executor/executor.h"
 #include "io/io.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
@@ -121,6 +125,8 @@ typedef struct conn {
   unsigned char *wbuf; /* BIG_WRITE bytes, allocated per connection */
   task wt;
   int wt_wakes_at_dereg;
+  /* Executor mode: the read and write tasks (rf_live / wf_live: alive). */
+  cx_join_handle *rh, *wh;
 } conn;
 
 static unsigned char p2u_byte(int c, uint64_t i) {
@@ -133,6 +139,9 @@ static unsigned char u2p_byte(int c, uint64_t i) {
 /* The executor's role, played by the harness: a host handing out the
  * driver, as cx->host does in an executor. */
 static cx_driver *g_driver;
+/* Executor mode: the executor whose I/O driver g_driver is. */
+static cx_executor *g_ex;
+static conn *g_conns;
 static int host_io_driver(cx_driver_host *h, cx_driver **out) {
   (void)h;
   *out = g_driver;
@@ -213,24 +222,7 @@ static void op_peer_read(int ci, conn *c) {
   }
 }
 
-static void op_poll_read(int ci, conn *c, unsigned arg) {
-  if (!c->open) return;
-  if (!c->rf_live) {
-    if (c->src == NULL) return; /* nothing to read from */
-    size_t len = 1 + arg % sizeof c->rbuf;
-    cx_io_read_init(&c->rf, c->src, c->rbuf, len);
-    c->rf_live = true;
-  }
-  cx_waker w;
-  cx_context cx = ctx_for(&c->rt, &w);
-  ssize_t n = 0;
-  if (cx_io_read_poll(&c->rf, &cx, &n) == CX_PENDING) {
-    CHECK(!c->deregistered, "conn %d: read pends after deregistration", ci);
-    c->rf_pending = true;
-    c->rt.woken = 0;
-    return;
-  }
-  c->rf_pending = false;
+static void read_result(int ci, conn *c, ssize_t n) {
   if (n > 0) {
     for (ssize_t i = 0; i < n; i++) {
       CHECK(c->rbuf[i] == p2u_byte(ci, c->p2u_read),
@@ -251,8 +243,43 @@ static void op_poll_read(int ci, conn *c, unsigned arg) {
   } else {
     FAIL("conn %d: read gave %zd (%s)", ci, n, cx_strerror((int)n));
   }
+}
+
+static void op_poll_read(int ci, conn *c, unsigned arg) {
+  if (!c->open) return;
+  if (!c->rf_live) {
+    if (c->src == NULL) return; /* nothing to read from */
+    size_t len = 1 + arg % sizeof c->rbuf;
+    cx_io_read_init(&c->rf, c->src, c->rbuf, len);
+    c->rf_live = true;
+  }
+  cx_waker w;
+  cx_context cx = ctx_for(&c->rt, &w);
+  ssize_t n = 0;
+  if (cx_io_read_poll(&c->rf, &cx, &n) == CX_PENDING) {
+    CHECK(!c->deregistered, "conn %d: read pends after deregistration", ci);
+    c->rf_pending = true;
+    c->rt.woken = 0;
+    return;
+  }
+  c->rf_pending = false;
+  read_result(ci, c, n);
   cx_io_read_drop(&c->rf);
   c->rf_live = false;
+}
+
+static void write_result(int ci, conn *c, ssize_t n) {
+  if (n > 0) {
+    CHECK(!c->our_wr_shut, "conn %d: wrote after shutdown(SHUT_WR)", ci);
+    c->u2p_written += (uint64_t)n;
+  } else if (n == CX_EPIPE || n == CX_ECONNRESET) {
+    CHECK(c->peer_closed || c->our_wr_shut, "conn %d: write %s, peer open",
+          ci, cx_err_name((int)n));
+  } else if (n == CX_EBADF) {
+    CHECK(c->deregistered, "conn %d: write EBADF while registered", ci);
+  } else {
+    FAIL("conn %d: write gave %zd (%s)", ci, n, cx_strerror((int)n));
+  }
 }
 
 static void op_poll_write(int ci, conn *c, unsigned arg) {
@@ -275,27 +302,28 @@ static void op_poll_write(int ci, conn *c, unsigned arg) {
     return;
   }
   c->wf_pending = false;
-  if (n > 0) {
-    CHECK(!c->our_wr_shut, "conn %d: wrote after shutdown(SHUT_WR)", ci);
-    c->u2p_written += (uint64_t)n;
-  } else if (n == CX_EPIPE || n == CX_ECONNRESET) {
-    CHECK(c->peer_closed || c->our_wr_shut, "conn %d: write %s, peer open",
-          ci, cx_err_name((int)n));
-  } else if (n == CX_EBADF) {
-    CHECK(c->deregistered, "conn %d: write EBADF while registered", ci);
-  } else {
-    FAIL("conn %d: write gave %zd (%s)", ci, n, cx_strerror((int)n));
-  }
+  write_result(ci, c, n);
   cx_io_write_drop(&c->wf);
   c->wf_live = false;
 }
 
+static void x_run(conn *conns);
+static void x_cancel(cx_join_handle **h);
+
 static void drop_read(conn *c) {
+  if (g_ex != NULL) {
+    x_cancel(&c->rh);
+    return;
+  }
   if (!c->rf_live) return;
   cx_io_read_drop(&c->rf);
   c->rf_live = c->rf_pending = false;
 }
 static void drop_write(conn *c) {
+  if (g_ex != NULL) {
+    x_cancel(&c->wh);
+    return;
+  }
   if (!c->wf_live) return;
   cx_io_write_drop(&c->wf);
   c->wf_live = c->wf_pending = false;
@@ -314,10 +342,18 @@ static void op_deregister(int ci, conn *c) {
   cx_io_deregister(s); /* may free s if no future holds it */
   close(c->a);
   c->a = -1;
-  CHECK(c->rt.wakes == rw + rexp, "conn %d: deregister woke reader %d times",
-        ci, c->rt.wakes - rw);
-  CHECK(c->wt.wakes == ww + wexp, "conn %d: deregister woke writer %d times",
-        ci, c->wt.wakes - ww);
+  if (g_ex != NULL) {
+    /* The tasks' wakers are the executor's: woken, they run once more and
+     * complete with CX_EBADF. */
+    x_run(g_conns);
+    CHECK(!c->rf_live && !c->wf_live,
+          "conn %d: task still pending after deregistration", ci);
+  } else {
+    CHECK(c->rt.wakes == rw + rexp,
+          "conn %d: deregister woke reader %d times", ci, c->rt.wakes - rw);
+    CHECK(c->wt.wakes == ww + wexp,
+          "conn %d: deregister woke writer %d times", ci, c->wt.wakes - ww);
+  }
   c->rt_wakes_at_dereg = c->rt.wakes;
   c->wt_wakes_at_dereg = c->wt.wakes;
 }
@@ -360,13 +396,147 @@ static void check_no_lost_readiness(conn *conns) {
   }
 }
 
+/* ---- executor mode ------------------------------------------------------
+ *
+ * The same program, but each read / write future runs as a task on a real
+ * executor whose I/O driver (created through cx_context.host on first use)
+ * is the one registrations go to. "Poll" spawns the task if there is none
+ * and runs the executor until idle; "drop" cancels the task; "dispatch"
+ * parks the executor's driver for 0 (the executor is not running, so the
+ * harness may park it, one thread at a time) and runs until idle. A wake
+ * is then a poll: after a dispatch, a task still pending must have an fd
+ * that poll(2) says is not ready for it.
+ */
+typedef struct xtask {
+  conn *c;
+  int ci;
+  bool write;
+  cx_io_read rf;
+  cx_io_write wf;
+} xtask;
+
+static cx_poll xtask_poll(void *self, cx_context *cx, void *out) {
+  (void)out;
+  xtask *t = self;
+  conn *c = t->c;
+  ssize_t n = 0;
+  if (!t->write) {
+    if (cx_io_read_poll(&t->rf, cx, &n) == CX_PENDING) {
+      CHECK(!c->deregistered, "conn %d: read task pends after dereg", t->ci);
+      c->rf_pending = true;
+      return CX_PENDING;
+    }
+    c->rf_pending = false;
+    read_result(t->ci, c, n);
+  } else {
+    if (cx_io_write_poll(&t->wf, cx, &n) == CX_PENDING) {
+      CHECK(!c->deregistered, "conn %d: write task pends after dereg", t->ci);
+      c->wf_pending = true;
+      return CX_PENDING;
+    }
+    c->wf_pending = false;
+    write_result(t->ci, c, n);
+  }
+  return CX_READY;
+}
+
+static void xtask_drop(void *self) {
+  xtask *t = self;
+  if (!t->write) {
+    cx_io_read_drop(&t->rf);
+    t->c->rf_live = t->c->rf_pending = false;
+  } else {
+    cx_io_write_drop(&t->wf);
+    t->c->wf_live = t->c->wf_pending = false;
+  }
+}
+
+static const cx_future_vtable xtask_vt = {
+    .poll = xtask_poll,
+    .drop = xtask_drop,
+    .state_size = sizeof(xtask),
+    .state_align = _Alignof(xtask),
+};
+
+/* Asks the executor for its I/O driver, from inside a poll. */
+static cx_poll probe_poll(void *self, cx_context *cx, void *out) {
+  (void)self;
+  (void)out;
+  if (cx->host == NULL || cx->host->io_driver(cx->host, &g_driver) != CX_OK)
+    FAIL("the executor has no I/O driver");
+  return CX_READY;
+}
+static const cx_future_vtable probe_vt = {.poll = probe_poll};
+
+static void x_cancel(cx_join_handle **h) {
+  if (*h == NULL) return;
+  cx_join_handle_cancel(*h);
+  cx_join_handle_detach(*h);
+  *h = NULL;
+  x_run(g_conns);
+}
+
+/* Runs until idle, then lets go of the handles of finished tasks. */
+static void x_run(conn *conns) {
+  int rc = cx_executor_run_until_idle(g_ex);
+  CHECK(rc >= 0, "run_until_idle: %d", rc);
+  for (int i = 0; i < MAX_CONNS; i++) {
+    conn *c = &conns[i];
+    if (c->rh != NULL && !c->rf_live) {
+      cx_join_handle_detach(c->rh);
+      c->rh = NULL;
+    }
+    if (c->wh != NULL && !c->wf_live) {
+      cx_join_handle_detach(c->wh);
+      c->wh = NULL;
+    }
+  }
+}
+
+static void x_spawn(int ci, conn *c, bool write, unsigned arg) {
+  if (!c->open) return;
+  bool *live = write ? &c->wf_live : &c->rf_live;
+  if (!*live && c->src != NULL) {
+    xtask t;
+    memset(&t, 0, sizeof t);
+    t.c = c;
+    t.ci = ci;
+    t.write = write;
+    if (write) {
+      size_t len = arg >= 250 ? BIG_WRITE : 1 + arg;
+      for (size_t i = 0; i < len; i++)
+        c->wbuf[i] = u2p_byte(ci, c->u2p_written + i);
+      cx_io_write_init(&t.wf, c->src, c->wbuf, len);
+    } else {
+      cx_io_read_init(&t.rf, c->src, c->rbuf, 1 + arg % sizeof c->rbuf);
+    }
+    cx_join_handle *h = NULL;
+    int rc = cx_spawn(g_ex, &xtask_vt, &t, &h);
+    if (rc != CX_OK) FAIL("spawn: %d", rc);
+    *live = true;
+    if (write)
+      c->wh = h;
+    else
+      c->rh = h;
+  }
+  x_run(g_conns);
+}
+
 int cx_fuzz_io(const uint8_t *data, size_t size) {
   fz_input in;
   fz_input_init(&in, data, size);
   fz_alloc_install(0);
-  if (cx_io_driver_create(&g_driver) != CX_OK) FAIL("driver create");
   conn conns[MAX_CONNS];
   memset(conns, 0, sizeof conns);
+  g_conns = conns;
+  g_ex = NULL;
+  if (fz_u8(&in) & 1) {
+    if (cx_executor_create(NULL, &g_ex) != CX_OK) FAIL("executor create");
+    if (cx_spawn(g_ex, &probe_vt, NULL, NULL) != CX_OK) FAIL("spawn probe");
+    x_run(conns);
+  } else if (cx_io_driver_create(&g_driver) != CX_OK) {
+    FAIL("driver create");
+  }
   int steps = 0;
   while (fz_more(&in) && steps++ < 400) {
     uint8_t op = fz_u8(&in);
@@ -384,10 +554,16 @@ int cx_fuzz_io(const uint8_t *data, size_t size) {
         op_peer_read(ci, c);
         break;
       case 3:
-        op_poll_read(ci, c, arg);
+        if (g_ex != NULL)
+          x_spawn(ci, c, false, arg);
+        else
+          op_poll_read(ci, c, arg);
         break;
       case 4:
-        op_poll_write(ci, c, arg);
+        if (g_ex != NULL)
+          x_spawn(ci, c, true, arg);
+        else
+          op_poll_write(ci, c, arg);
         break;
       case 5:
         if (arg & 1)
@@ -427,16 +603,24 @@ int cx_fuzz_io(const uint8_t *data, size_t size) {
       case 12:
         cx_driver_unpark(g_driver);
         cx_driver_park(g_driver, CX_DRIVER_FOREVER); /* must return */
+        if (g_ex != NULL) x_run(conns);
         check_no_lost_readiness(conns);
         break;
       default:
         cx_driver_park(g_driver, 0);
+        if (g_ex != NULL) x_run(conns);
         check_no_lost_readiness(conns);
         break;
     }
   }
   for (int i = 0; i < MAX_CONNS; i++) close_conn(&conns[i]);
-  g_driver->vtable->destroy(g_driver);
+  if (g_ex != NULL) {
+    int rc = cx_executor_destroy(g_ex); /* destroys its driver */
+    CHECK(rc == CX_OK, "executor destroy: %d", rc);
+    g_ex = NULL;
+  } else {
+    g_driver->vtable->destroy(g_driver);
+  }
   g_driver = NULL;
   for (int i = 0; i < MAX_CONNS; i++)
     CHECK(conns[i].rt.refs == 0 && conns[i].wt.refs == 0,

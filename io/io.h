@@ -55,6 +55,11 @@
 
 #include <signal.h>
 #include <stddef.h>
+#if defined(__GLIBC__)
+/* sigset_t also for files compiled as strict C11 (-std=c11 without a POSIX
+ * feature macro), where <signal.h> leaves it out. */
+#include <bits/types/sigset_t.h>
+#endif
 #include <stdint.h>
 #include <sys/types.h>
 

@@ -32,7 +32,8 @@
  * (the thread of the executor polling them); hand a listener to another
  * thread only with no future alive on it. The accept future registers the
  * listener with the I/O driver of the executor polling it (on first wait);
- * from then on every future on it must be polled by that executor.
+ * from then on every future on it must be polled by that executor, until
+ * that executor is destroyed (then another one may take it over).
  * At most one accept future should wait at a time (the listener keeps one
  * reader waker; a second one replaces the first).
  */
@@ -78,7 +79,8 @@ uint64_t cx_listener_backoffs(const cx_listener *l);
 
 /* Closes the fd (a Unix socket's path is unlinked) and gives up the
  * caller's handle: call it exactly once. Pending accepts wake and complete
- * with CX_EBADF. NULL is a no-op. */
+ * with CX_EBADF (one waiting out an EMFILE backoff does so when its wait
+ * ends). NULL is a no-op. */
 void cx_listener_close(cx_listener *l);
 
 /* ---- the accept future ------------------------------------------------- */

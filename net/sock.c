@@ -57,7 +57,8 @@ bool cx__sock_is_closed(const cx__sock *s) {
   return s->fd < 0;
 }
 
-/* ---- close and the readiness loop ------------------------------------------ */
+/* ---- close and the readiness loop ------------------------------------------
+ */
 
 static unsigned interest_of(cx__dir dir) {
   return dir == CX__DIR_READ ? CX_IO_READ : CX_IO_WRITE;
@@ -83,6 +84,13 @@ void cx__sock_close(cx__sock *s) {
 cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
                          cx__sock_try_fn try_fn, void *arg, cx_waker *waiting,
                          ssize_t *result) {
+  return cx__sock_poll_io_ex(s, cx, dir, try_fn, arg, waiting, result, 0);
+}
+
+cx_poll cx__sock_poll_io_ex(cx__sock *s, cx_context *cx, cx__dir dir,
+                            cx__sock_try_fn try_fn, void *arg,
+                            cx_waker *waiting, ssize_t *result,
+                            size_t drained_below) {
   for (int round = 0;; round++) {
     if (s->fd < 0) {
       *result = CX_EBADF;
@@ -102,13 +110,23 @@ cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
         return CX_PENDING;
       }
       if (ready.bits & CX_IO_SHUTDOWN) {
-        *result = CX_EBADF;
-        break;
+        /* Shut down while our fd is open: not our close, so the driver went
+         * away (its executor was destroyed). Give that registration up and
+         * register again with the driver polling us now. */
+        cx_io_deregister(s->reg);
+        s->reg = NULL;
+        *waiting = CX_WAKER_EMPTY;
+        continue;
       }
     }
     /* Not registered yet: try first, most operations complete at once. */
     ssize_t r = try_fn(s->fd, arg);
     if (r != CX_EAGAIN) {
+      /* A short TCP read emptied the receive queue: forget the readiness
+       * now rather than pay an EAGAIN on the next read (data arriving
+       * meanwhile moved the tick, so it is not lost). */
+      if (r > 0 && (size_t)r < drained_below && s->reg != NULL)
+        cx_io_clear_ready(s->reg, ready);
       *result = r;
       break;
     }

@@ -111,6 +111,7 @@ static cx_poll connect_finish(cx_connect *c, int rc, int *result) {
   }
   c->sock = NULL;
   c->started = false;
+  c->addr.len = 0; /* polled again by mistake: CX_EINVAL, no new socket */
   if (result) *result = rc;
   return CX_READY;
 }
@@ -208,8 +209,9 @@ cx_poll cx_stream_read_poll(cx_stream_read *r, cx_context *cx,
     n = r->error ? r->error : CX_EINVAL;
   } else if (r->len == 0) {
     n = 0;
-  } else if (cx__sock_poll_io(r->sock, cx, CX__DIR_READ, try_read, r,
-                              &r->waiting, &n) == CX_PENDING) {
+  } else if (cx__sock_poll_io_ex(
+                 r->sock, cx, CX__DIR_READ, try_read, r, &r->waiting, &n,
+                 r->sock->family == AF_UNIX ? 0 : r->len) == CX_PENDING) {
     return CX_PENDING;
   }
   read_release(r);

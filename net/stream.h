@@ -35,10 +35,11 @@
  * (the executor polling them); hand a stream to another thread only with no
  * future alive on it. The first future that waits registers the fd with the
  * I/O driver of the executor polling it; every later future on the stream
- * must be polled by that same executor. At most one read-side future (read,
- * read_exact) and one write-side future (write, write_all) should wait at a
- * time: the stream keeps one reader and one writer waker (a second waiter
- * replaces the first, which would then not be woken).
+ * must be polled by that same executor (once that executor is destroyed,
+ * another one may take the stream over: it registers again). At most one
+ * read-side future (read, read_exact) and one write-side future (write,
+ * write_all) should wait at a time: the stream keeps one reader and one writer
+ * waker (a second waiter replaces the first, which would then not be woken).
  */
 #ifndef CEXEC_NET_STREAM_H
 #define CEXEC_NET_STREAM_H
@@ -92,7 +93,7 @@ typedef struct cx_connect {
   struct cx__sock *sock; /* the socket being connected, or NULL */
   cx_addr addr;
   cx_stream **out;
-  bool started; /* connect(2) was called */
+  bool started;     /* connect(2) was called */
   cx_waker waiting; /* identity of the waker we left (owns nothing) */
 } cx_connect;
 
@@ -112,7 +113,7 @@ typedef struct cx_stream_read {
   void *buf;
   size_t len;
   cx_waker waiting; /* identity of the waker we left (owns nothing) */
-  int error; /* an init error to report, or 0 */
+  int error;        /* an init error to report, or 0 */
 } cx_stream_read;
 
 void cx_stream_read_init(cx_stream_read *r, cx_stream *s, void *buf,

@@ -875,6 +875,133 @@ TEST(IoFutures, Coroutine) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- on an executor ---------------------------------------------------------
+
+// A coroutine task: registers fd through the executor's host (which creates
+// the I/O driver on this first use), then reads `want` bytes with a timeout.
+struct ReadTask {
+  cx_coro co;
+  int fd;
+  size_t want;
+  uint64_t timeout_ns;
+  cx_io_source *src;
+  cx_io_transfer io;
+  cx_timeout to;
+  ssize_t n;
+  int rc;
+  char buf[16];
+};
+
+cx_poll ReadTaskPoll(void *self, cx_context *cx, void *out) {
+  ReadTask *f = static_cast<ReadTask *>(self);
+  CX_CORO_BEGIN(&f->co);
+  f->rc = cx_io_register(cx, f->fd, &f->src);
+  if (f->rc != CX_OK) CX_RETURN(&f->co, static_cast<int *>(out), f->rc);
+  cx_io_read_exact_init(&f->io, f->src, f->buf, f->want);
+  f->rc =
+      cx_timeout_init(&f->to, cx_future_of(&cx_io_read_exact_vtable, &f->io),
+                      &f->n, f->timeout_ns);
+  if (f->rc != CX_OK) CX_RETURN(&f->co, static_cast<int *>(out), f->rc);
+  CX_AWAIT(&f->co, cx_timeout_poll(&f->to, cx, &f->rc));
+  cx_timeout_drop(&f->to);
+  cx_io_deregister(f->src);
+  f->src = nullptr;
+  CX_RETURN(&f->co, static_cast<int *>(out),
+            f->rc == CX_OK ? static_cast<int>(f->n) : f->rc);
+  CX_CORO_END(&f->co);
+}
+
+void ReadTaskDrop(void *self) {
+  ReadTask *f = static_cast<ReadTask *>(self);
+  cx_timeout_drop(&f->to);  // drops the read if still pending
+  if (f->src != nullptr) cx_io_deregister(f->src);
+  f->src = nullptr;
+}
+
+const cx_future_vtable kReadTaskVt = {
+    .poll = ReadTaskPoll,
+    .drop = ReadTaskDrop,
+    .state_size = sizeof(ReadTask),
+    .state_align = alignof(ReadTask),
+    .output_size = sizeof(int),
+    .output_align = alignof(int),
+};
+
+ReadTask MakeReadTask(int fd, size_t want, uint64_t timeout_ns) {
+  ReadTask t;
+  std::memset(&t, 0, sizeof t);
+  t.fd = fd;
+  t.want = want;
+  t.timeout_ns = timeout_ns;
+  return t;
+}
+
+TEST(IoExecutor, ReadFromAnotherThreadsWrite) {
+  ScopedCountingAllocator alloc;
+  Pair p(/*pipe=*/true);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    WriteAll(p.fd[1], "hello", 5);
+  });
+  ReadTask t = MakeReadTask(p.fd[0], 5, 10ull * 1000 * kMs);
+  int out = -1;
+  EXPECT_EQ(cx_block_on(&kReadTaskVt, &t, &out, sizeof out), CX_OK);
+  writer.join();
+  EXPECT_EQ(out, 5);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(IoExecutor, TimeoutCancelsTheRead) {
+  ScopedCountingAllocator alloc;
+  Pair p(/*pipe=*/true);
+  ReadTask t = MakeReadTask(p.fd[0], 5, 2 * kMs);
+  int out = 0;
+  EXPECT_EQ(cx_block_on(&kReadTaskVt, &t, &out, sizeof out), CX_OK);
+  EXPECT_EQ(out, CX_ETIMEDOUT);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(IoExecutor, CancelTaskPendingOnIo) {
+  ScopedCountingAllocator alloc;
+  {
+    Pair p;
+    cx_executor *ex = nullptr;
+    ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+    ReadTask t = MakeReadTask(p.fd[0], 5, CX_DEADLINE_NONE - 1);
+    cx_join_handle *h = nullptr;
+    ASSERT_EQ(cx_spawn(ex, &kReadTaskVt, &t, &h), CX_OK);
+    EXPECT_GE(cx_executor_run_until_idle(ex), 1);  // now pending on the read
+    EXPECT_FALSE(cx_join_handle_is_finished(h));
+    ASSERT_EQ(cx_join_handle_cancel(h), CX_OK);
+    int out = 0;
+    EXPECT_EQ(cx_executor_join(ex, h, &out, sizeof out), CX_ECANCELED);
+    cx_join_handle_detach(h);
+    EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  }
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(IoExecutor, RemoteWakeWhileParkedInEpoll) {
+  // A task waits on an eventfd written from another thread, while the
+  // executor is parked in the epoll driver; a second thread's write wakes
+  // it through the registration, not through unpark.
+  ScopedCountingAllocator alloc;
+  int efd = eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(efd, 0);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    uint64_t one = 1;
+    EXPECT_EQ(write(efd, &one, sizeof one), 8);
+  });
+  ReadTask t = MakeReadTask(efd, 8, 10ull * 1000 * kMs);
+  int out = 0;
+  EXPECT_EQ(cx_block_on(&kReadTaskVt, &t, &out, sizeof out), CX_OK);
+  EXPECT_EQ(out, 8);
+  writer.join();
+  close(efd);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 // ---- signals ---------------------------------------------------------------
 
 TEST(IoSignal, DeliversABlockedSignal) {
@@ -901,6 +1028,28 @@ TEST(IoSignal, DeliversABlockedSignal) {
     cx_signal_vtable.drop(&sig);
     EXPECT_EQ(r.target.refs(), 0);
   }
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(IoSignal, OnAnExecutorFromAnotherThread) {
+  // The caveat in practice: the signal is blocked only in this thread, so
+  // the other thread directs it here (pthread_kill) rather than at the
+  // process, which could deliver it to a thread that does not block it.
+  ScopedCountingAllocator alloc;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  cx_signal sig;
+  ASSERT_EQ(cx_signal_init(&sig, &set), CX_OK);
+  pthread_t self = pthread_self();
+  std::thread sender([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    pthread_kill(self, SIGUSR2);
+  });
+  int got = 0;
+  EXPECT_EQ(cx_block_on(&cx_signal_vtable, &sig, &got, sizeof got), CX_OK);
+  sender.join();
+  EXPECT_EQ(got, SIGUSR2);
   EXPECT_EQ(alloc.live(), 0u);
 }
 

@@ -711,6 +711,43 @@ TEST(NetCancel, DestroyingTheExecutorDropsPendingIo) {
   EXPECT_EQ(OpenFds(), fds);
 }
 
+// A listener and a stream outlive the executor they were registered with,
+// and work on the next one (they register again).
+TEST(NetStream, MovesToANewExecutorAfterTheFirstIsDestroyed) {
+  Watchdog dog;
+  ScopedCountingAllocator alloc;
+  int fds = OpenFds();
+  cx_listener *l = Listen("127.0.0.1:0");
+  cx_stream *srv = nullptr, *cli = nullptr;
+  {
+    Exec ex;
+    Connect(ex, l, &srv, &cli);  // the accept waited: l is registered
+    char b[4];
+    cx_stream_read r;
+    cx_stream_read_init(&r, cli, b, sizeof b);
+    cx_join_handle *h;
+    ASSERT_EQ(cx_spawn(ex, &cx_stream_read_vtable, &r, &h), CX_OK);
+    EXPECT_GE(cx_executor_run_until_idle(ex), 1);  // cli registered, waiting
+    EXPECT_FALSE(cx_join_handle_is_finished(h));
+    cx_join_handle_detach(h);  // destroyed with the executor
+  }
+  {
+    Exec ex;
+    EXPECT_EQ(Write(ex, srv, "abc", 3), 3);
+    char b[4];
+    EXPECT_EQ(Read(ex, cli, b, sizeof b), 3);
+    cx_stream *s2 = nullptr, *c2 = nullptr;
+    Connect(ex, l, &s2, &c2);
+    cx_stream_close(s2);
+    cx_stream_close(c2);
+  }
+  cx_stream_close(srv);
+  cx_stream_close(cli);
+  cx_listener_close(l);
+  EXPECT_EQ(alloc.live(), 0u);
+  EXPECT_EQ(OpenFds(), fds);
+}
+
 // ---- allocation failure -----------------------------------------------------
 
 TEST(NetAlloc, AcceptAndConnectUnderAllocationFailure) {

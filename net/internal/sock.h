@@ -91,13 +91,22 @@ bool cx__sock_is_closed(const cx__sock *s);
  * CX_READY with *result = what it returned (or CX_EBADF when the socket is
  * closed, or the registration's error), or CX_PENDING with cx->waker
  * registered for `dir` and *waiting set to its identity (a copy of the
- * value that owns nothing: what cx_io_withdraw compares against). The loop follows the readiness
- * protocol of io/io.h: an EAGAIN clears only the readiness observed before
- * the attempt (its tick), so an event that arrives meanwhile is never lost.
+ * value that owns nothing: what cx_io_withdraw compares against). The loop
+ * follows the readiness protocol of io/io.h: an EAGAIN clears only the
+ * readiness observed before the attempt (its tick), so an event that arrives
+ * meanwhile is never lost.
  */
 cx_poll cx__sock_poll_io(cx__sock *s, cx_context *cx, cx__dir dir,
                          cx__sock_try_fn try_fn, void *arg, cx_waker *waiting,
                          ssize_t *result);
+
+/* The same; and when try_fn returned 0 < n < drained_below (a short read
+ * of a TCP stream, which means its receive queue is empty), clears the
+ * readiness it saw, so the next read waits instead of trying first. */
+cx_poll cx__sock_poll_io_ex(cx__sock *s, cx_context *cx, cx__dir dir,
+                            cx__sock_try_fn try_fn, void *arg,
+                            cx_waker *waiting, ssize_t *result,
+                            size_t drained_below);
 
 /* Withdraws the waker a pending operation left for `dir` (drop of a pending
  * future). No-op when *waiting is empty; empties it. */
