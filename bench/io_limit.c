@@ -6,11 +6,12 @@
  *
  * Each connection is registered once for EPOLLIN | EPOLLOUT | EPOLLRDHUP,
  * edge-triggered, and on every event it is driven until the kernel says
- * EAGAIN: read, answer (echo the bytes; or one response per complete HTTP
- * request), read again. A write that does not complete (full send buffer)
- * leaves the rest pending and reading stops until the writable edge comes;
- * for echo the pending bytes are still in the read buffer, for HTTP they are
- * a count of responses (all responses are the same bytes).
+ * EAGAIN or a read comes back short: read, answer (echo the bytes; or one
+ * response per complete HTTP request), read again. A write that does not
+ * complete (full send buffer) leaves the rest pending and reading stops until
+ * the writable edge comes; for echo the pending bytes are still in the read
+ * buffer, for HTTP they are a count of responses (all responses are the same
+ * bytes).
  */
 #define _GNU_SOURCE
 
@@ -84,15 +85,24 @@ static int flush_http(lconn *c) {
   return 1;
 }
 
-/* Drives c until EAGAIN. Returns -1 when it must be closed. */
+/* Drives c until EAGAIN, or until a short read has been answered: a read
+ * that returned less than it asked for drained the socket, and any byte
+ * that arrives later makes a new edge (Linux signals one per arrival), so
+ * reading again would only fetch the EAGAIN. cexec's net/ does the same.
+ * Each call (each edge) reads at least once. Returns -1 when c must be
+ * closed. */
 static int drive(lconn *c, bench_proto proto) {
+  int drained = 0;
   for (;;) {
     int f = proto == BENCH_PROTO_ECHO ? flush_echo(c) : flush_http(c);
     if (f <= 0) return f; /* blocked on writing, or failed */
-    ssize_t n = read(c->fd, c->buf + c->len, BENCH_IO_BUF - c->len);
+    if (drained) return 0;
+    size_t room = BENCH_IO_BUF - c->len;
+    ssize_t n = read(c->fd, c->buf + c->len, room);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return 0;
     if (n <= 0) return -1; /* end of stream or error */
+    drained = (size_t)n < room;
     if (proto == BENCH_PROTO_ECHO) {
       c->pend_off = 0;
       c->pend_end = (uint32_t)n;
