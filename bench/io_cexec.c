@@ -24,15 +24,16 @@
 
 /* ---- a connection ---- */
 
-/* Kept small: W9 measures it. The read and the write are never pending
- * at the same time, so they share their storage; `op` says which one is
+/* Kept small: W9 measures it (120 -> 112 bytes took the task from a
+ * 192-byte malloc chunk to a 176-byte one). The read and the write are never
+ * pending at the same time, so they share their storage; `op` says which one is
  * initialised (for drop). */
 typedef struct conn_task {
   cx_coro co;
   cx_stream *s;  /* owned; NULL once closed */
   char *buf;     /* BENCH_IO_BUF bytes, owned */
-  uint32_t len;  /* HTTP: bytes of an incomplete request kept in buf */
   uint32_t todo; /* HTTP: bytes of the answer still to write */
+  uint16_t len;  /* HTTP: bytes of an incomplete request kept in buf */
   uint8_t proto; /* bench_proto */
   uint8_t op;    /* CONN_OP_*: which member of io is initialised */
   union {
@@ -44,6 +45,8 @@ typedef struct conn_task {
     cx_stream_write_all wr;
   } io;
 } conn_task;
+
+_Static_assert(BENCH_IO_BUF <= UINT16_MAX, "conn_task.len is 16 bits");
 
 enum { CONN_OP_NONE, CONN_OP_READ, CONN_OP_WRITE };
 
@@ -90,7 +93,7 @@ static cx_poll conn_poll(void *self, cx_context *cx, void *out) {
       size_t reqs = bench_http_requests(t->buf, have, &used);
       if (reqs == 0 && have == BENCH_IO_BUF) break; /* request too large */
       memmove(t->buf, t->buf + used, have - used);
-      t->len = (uint32_t)(have - used);
+      t->len = (uint16_t)(have - used); /* < BENCH_IO_BUF */
       t->todo = (uint32_t)(reqs * BENCH_HTTP_RESPONSE_LEN);
     }
     while (t->todo > 0) {
