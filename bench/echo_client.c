@@ -48,7 +48,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/io_bench.h"
+
 #define MSG 64
+
+/* --http (a cross-check of W8's wrk, not a BENCHMARKS.md figure): the
+ * closed loop sends one HTTP/1.1 request and wants exactly the one response
+ * both servers send (bench/io_bench.h) instead of echoing 64 bytes. */
+static int http_mode;
+static const char http_req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+#define HTTP_RESP_LEN (sizeof(BENCH_HTTP_RESPONSE) - 1)
 #define MAX_CONNS 20000
 /* Bound on draining the messages in flight when the window closes. */
 #define DRAIN_NS (3ull * 1000000000ull)
@@ -256,8 +265,15 @@ static int run_one(int port, double secs, long spid) {
 /* Writes c's next message (a 64-byte write into an empty socket buffer
  * completes whole; anything else is an error). */
 static int conn_send(conn *c) {
-  msg_fill(c->m, c->id, c->seq);
   c->got = 0;
+  if (http_mode) {
+    c->sent_ns = now_ns();
+    ssize_t n = write(c->fd, http_req, sizeof http_req - 1);
+    if (n != (ssize_t)(sizeof http_req - 1))
+      return fail("write (short or failed)");
+    return 0;
+  }
+  msg_fill(c->m, c->id, c->seq);
   c->sent_ns = now_ns();
   ssize_t n = write(c->fd, c->m, MSG);
   if (n != MSG) return fail("write (short or failed)");
@@ -304,7 +320,8 @@ static int run_many(int port, int nconns, double secs, long spid) {
     for (int k = 0; k < n; k++) {
       conn *c = evs[k].data.ptr;
       if (c->done) continue;
-      ssize_t r = read(c->fd, c->r + c->got, MSG - c->got);
+      uint32_t want = http_mode ? (uint32_t)HTTP_RESP_LEN : MSG;
+      ssize_t r = read(c->fd, c->r + c->got, want - c->got);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r <= 0) {
         if (r == 0)
@@ -315,9 +332,10 @@ static int run_many(int port, int nconns, double secs, long spid) {
         break;
       }
       c->got += (uint32_t)r;
-      if (c->got < MSG) continue;
+      if (c->got < want) continue;
       uint64_t done = now_ns();
-      if (memcmp(c->r, c->m, MSG) != 0) {
+      if (memcmp(c->r, http_mode ? (const void *)BENCH_HTTP_RESPONSE : c->m,
+                 want) != 0) {
         fprintf(stderr, "echo_client: wrong echo on connection %u\n", c->id);
         errors++;
         break;
@@ -400,7 +418,7 @@ static int run_idle(int port, int n, long spid) {
 static int usage(void) {
   fprintf(stderr,
           "usage: echo_client --port=P [--conns=C] [--secs=S] [--idle=N]\n"
-          "                   [--server-pid=PID] [--cpu=K]\n");
+          "                   [--server-pid=PID] [--cpu=K] [--http]\n");
   return 2;
 }
 
@@ -420,6 +438,8 @@ int main(int argc, char **argv) {
       idle = atoi(a + 7);
     else if (strncmp(a, "--server-pid=", 13) == 0)
       spid = atol(a + 13);
+    else if (strcmp(a, "--http") == 0)
+      http_mode = 1;
     else if (strncmp(a, "--cpu=", 6) == 0)
       cpu = atoi(a + 6);
     else
@@ -445,6 +465,6 @@ int main(int argc, char **argv) {
     }
   }
   if (idle > 0) return run_idle(port, idle, spid);
-  if (conns == 1) return run_one(port, secs, spid);
+  if (conns == 1 && !http_mode) return run_one(port, secs, spid);
   return run_many(port, conns, secs, spid);
 }

@@ -3,6 +3,8 @@
  *
  *   bench W7 [--conns=N] [--secs=S] [--limit]   N = 1 (default) or 100
  *   bench W8 [--secs=S] [--limit]
+ *   bench W8 --own-client [--secs=S] [--limit]   echo_client --http, not
+ *                                    wrk (a cross-check, workload "W8own")
  *   bench W9 [--idle=N] [--limit]               N = 10,000 (default)
  *
  * One run: the server (the floor with --limit, peer "cexec_limit"; else
@@ -53,7 +55,7 @@ int bench_io_is_workload(const char *w) {
 static int io_usage(void) {
   fprintf(stderr,
           "usage: bench W7 [--conns=N] [--secs=S] [--limit]\n"
-          "       bench W8 [--secs=S] [--limit]\n"
+          "       bench W8 [--secs=S] [--limit] [--own-client]\n"
           "       bench W9 [--idle=N] [--limit]\n");
   return 2;
 }
@@ -248,14 +250,14 @@ static void print_line(const char *peer, const char *workload, uint64_t n,
 /* ---- W7 / W9: the echo client ---- */
 
 static int run_echo(const char *w, const char *peer, int limit, int conns,
-                    double secs, int idle) {
+                    double secs, int idle, bench_proto proto) {
   char client[PATH_MAX];
   if (echo_client_path(client, sizeof client) != 0)
     return bench_fail(w,
                       "no echo_client next to this binary (build "
                       "//bench:echo_client, or set BENCH_ECHO_CLIENT)");
   int port;
-  pid_t srv = start_server(BENCH_PROTO_ECHO, limit, &port);
+  pid_t srv = start_server(proto, limit, &port);
   if (srv < 0) return bench_fail(w, "cannot start the server");
   char a_port[32], a_conns[32], a_secs[32], a_idle[32], a_pid[32], a_cpu[16];
   snprintf(a_port, sizeof a_port, "--port=%d", port);
@@ -264,8 +266,15 @@ static int run_echo(const char *w, const char *peer, int limit, int conns,
   snprintf(a_idle, sizeof a_idle, "--idle=%d", idle);
   snprintf(a_pid, sizeof a_pid, "--server-pid=%d", (int)srv);
   snprintf(a_cpu, sizeof a_cpu, "--cpu=%d", CLIENT_CPU);
-  char *argv[] = {client, a_port, idle ? a_idle : a_conns, a_secs, a_pid,
-                  a_cpu,  NULL};
+  char a_http[] = "--http";
+  char *argv[] = {client,
+                  a_port,
+                  idle ? a_idle : a_conns,
+                  a_secs,
+                  a_pid,
+                  a_cpu,
+                  proto == BENCH_PROTO_HTTP ? a_http : NULL,
+                  NULL};
   char out[4096];
   int rc = run_client(argv, out, sizeof out, (int)secs + 60);
   long hwm = -1;
@@ -396,12 +405,14 @@ static int run_http(const char *w, const char *peer, int limit, double secs) {
 
 int bench_io_main(int argc, char **argv) {
   const char *w = argv[1];
-  int limit = 0, conns = 1, idle = 10000;
+  int limit = 0, conns = 1, idle = 10000, own_client = 0;
   double secs = 5.0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--limit") == 0)
       limit = 1;
+    else if (strcmp(a, "--own-client") == 0 && strcmp(w, "W8") == 0)
+      own_client = 1;
     else if (strncmp(a, "--conns=", 8) == 0)
       conns = atoi(a + 8);
     else if (strncmp(a, "--secs=", 7) == 0)
@@ -430,7 +441,13 @@ int bench_io_main(int argc, char **argv) {
   }
   if (bench_io_init() != 0) return bench_fail(w, "init");
   signal(SIGPIPE, SIG_IGN);
-  if (strcmp(w, "W7") == 0) return run_echo(w, peer, limit, conns, secs, 0);
-  if (strcmp(w, "W9") == 0) return run_echo(w, peer, limit, 1, secs, idle);
+  if (strcmp(w, "W7") == 0)
+    return run_echo(w, peer, limit, conns, secs, 0, BENCH_PROTO_ECHO);
+  if (strcmp(w, "W9") == 0)
+    return run_echo(w, peer, limit, 1, secs, idle, BENCH_PROTO_ECHO);
+  /* W8 with our own client instead of wrk: a cross-check, printed as
+   * workload "W8own" (not a BENCHMARKS.md workload). */
+  if (own_client)
+    return run_echo("W8own", peer, limit, 100, secs, 0, BENCH_PROTO_HTTP);
   return run_http(w, peer, limit, secs);
 }
