@@ -391,6 +391,12 @@ int cx_io_driver_create(cx_driver **out) {
   return CX_OK;
 }
 
+void cx__io_driver_force_epoll_wait(cx_driver *d) {
+  /* relaxed: a capability flag, read by the parking thread (see wait). */
+  atomic_store_explicit(&((cx__io_driver *)d)->have_pwait2, 0,
+                        memory_order_relaxed);
+}
+
 int cx_io_driver_is_io(const cx_driver *d) {
   return d != NULL && d->vtable == &cx__io_driver_vtable;
 }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "executor/cexec.h"
+#include "io/internal/io.h"
 #include "io/io.h"
 #include "tests/testutil.h"
 
@@ -184,6 +185,24 @@ TEST(IoDriver, ParkWithShortTimeoutsReturns) {
   for (uint64_t ns : {uint64_t{0}, uint64_t{1}, uint64_t{999},
                       uint64_t{250 * 1000}, uint64_t{1500 * 1000}})
     cx_driver_park(r.d, ns);
+}
+
+TEST(IoDriver, MillisecondFallbackStillWorks) {
+  // As on a kernel without epoll_pwait2: timeouts rounded up to 1 ms, and
+  // events and unparks still arrive.
+  Rig r;
+  cx__io_driver_force_epoll_wait(r.d);
+  cx_driver_park(r.d, 1);  // 1 ns: waits 1 ms, returns
+  cx_driver_unpark(r.d);
+  cx_driver_park(r.d, CX_DRIVER_FOREVER);
+  Pair p;
+  cx_io_source *s = nullptr;
+  ASSERT_EQ(cx_io_register(&r.cx, p.fd[0], &s), CX_OK);
+  cx_io_ready rd;
+  EXPECT_EQ(cx_io_poll_ready(s, &r.cx, CX_IO_READ, &rd), CX_PENDING);
+  WriteAll(p.fd[1], "x", 1);
+  ASSERT_TRUE(r.Until([&] { return r.target.woken() == 1; }));
+  cx_io_deregister(s);
 }
 
 TEST(IoDriver, UnparkWhileParkedFromAnotherThread) {

@@ -14,6 +14,10 @@ extern "C" {
  * then go through send(MSG_NOSIGNAL). */
 bool cx__io_source_is_socket(const cx_io_source *s);
 
+/* For tests: makes d wait as on a kernel without epoll_pwait2 (epoll_wait
+ * with the timeout rounded up to milliseconds). */
+void cx__io_driver_force_epoll_wait(cx_driver *d);
+
 #ifdef __cplusplus
 }
 #endif
