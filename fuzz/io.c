@@ -23,7 +23,10 @@
  *   - shut down the peer's write side, or close the peer, or shut down our
  *     write side;
  *   - deregister (+ close `a`), with futures possibly pending;
- *   - dispatch: park(0), or unpark then park(forever) (must return).
+ *   - dispatch: park(0), or unpark then park(forever) (must return);
+ *   - the tick race by hand (op_racy_read): see readiness, read until
+ *     EAGAIN, have the peer write and dispatch, then clear with the old
+ *     tick: the new data's readiness must survive.
  *
  * Checked:
  *   - bytes: every byte a read future returns is the next byte of the
@@ -396,6 +399,51 @@ static void check_no_lost_readiness(conn *conns) {
   }
 }
 
+/* The tick race, by hand (hand mode, no read future on the connection):
+ * see readiness, read until EAGAIN, then (as the input says) let the peer
+ * write and dispatch the event BEFORE clearing with the tick seen. If data
+ * is there afterwards (poll(2)), the registration must still say readable:
+ * a clear that ignored the tick would erase the event, and with an
+ * edge-triggered fd no other would come. */
+static void op_racy_read(int ci, conn *c, unsigned arg, conn *conns) {
+  if (g_ex != NULL || !c->open || c->src == NULL || c->rf_live) return;
+  task racer = {0, 0, 0};
+  cx_waker w;
+  cx_context cx = ctx_for(&racer, &w);
+  cx_io_ready seen;
+  if (cx_io_poll_ready(c->src, &cx, CX_IO_READ, &seen) == CX_PENDING) {
+    cx_io_withdraw(c->src, CX_IO_READ, &w);
+    CHECK(racer.refs == 0, "conn %d: withdraw left the waker", ci);
+    return;
+  }
+  if (seen.bits & CX_IO_SHUTDOWN) return;
+  for (;;) {
+    unsigned char buf[256];
+    ssize_t r = recv(c->a, buf, sizeof buf, MSG_DONTWAIT);
+    if (r <= 0) break; /* EAGAIN, or end of stream */
+    for (ssize_t i = 0; i < r; i++) {
+      CHECK(buf[i] == p2u_byte(ci, c->p2u_read),
+            "conn %d: racy read byte %llu wrong", ci,
+            (unsigned long long)c->p2u_read);
+      c->p2u_read++;
+    }
+  }
+  if (arg & 1) {
+    op_peer_write(ci, c, 1 + (arg >> 1)); /* the event in between */
+    cx_driver_park(g_driver, 0);
+  }
+  cx_io_clear_ready(c->src, seen);
+  if (level_events(c->a) & POLLIN) {
+    cx_io_ready now;
+    CHECK(cx_io_poll_ready(c->src, &cx, CX_IO_READ, &now) == CX_READY,
+          "conn %d: data is there but the clear erased its event", ci);
+  } else {
+    cx_io_withdraw(c->src, CX_IO_READ, &w); /* if it pended */
+  }
+  CHECK(racer.refs == 0, "conn %d: racer waker left behind", ci);
+  check_no_lost_readiness(conns);
+}
+
 /* ---- executor mode ------------------------------------------------------
  *
  * The same program, but each read / write future runs as a task on a real
@@ -599,6 +647,9 @@ int cx_fuzz_io(const uint8_t *data, size_t size) {
         break;
       case 11:
         close_conn(c);
+        break;
+      case 14:
+        op_racy_read(ci, c, arg, conns);
         break;
       case 12:
         cx_driver_unpark(g_driver);

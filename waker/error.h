@@ -8,6 +8,11 @@
  *
  * Nothing in cexec calls abort() or exit() on bad input: misuse that can be
  * detected is reported as CX_EINVAL (or a more precise code).
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer; functions returning int return CX_EINVAL for one (see
+ * waker/waker.h for the whole rule). The two functions here take no
+ * pointer.
  */
 #ifndef CEXEC_ERROR_H
 #define CEXEC_ERROR_H
@@ -33,7 +38,7 @@ extern "C" {
   XX(EMFILE, -24, "too many open files")                                  \
   XX(ENOSPC, -28, "no space left on device")                              \
   XX(EPIPE, -32, "broken pipe: the other side is closed or disconnected") \
-  XX(EDEADLK, -35, "no task can make progress")                           \
+  XX(EDEADLK, -35, "would deadlock: no task can make progress")           \
   XX(ENAMETOOLONG, -36, "name too long")                                  \
   XX(EOVERFLOW, -75, "value too large (or reference count overflow)")     \
   XX(ENOTSOCK, -88, "not a socket")                                       \
