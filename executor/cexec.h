@@ -12,6 +12,8 @@
 #include "executor/executor.h"
 #include "executor/join_future.h"
 #include "executor/task.h"
+#include "io/io.h"
+#include "net/net.h"
 #include "timer/timer.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
