@@ -4,15 +4,19 @@
  *   W1|W2|W4|W5 --limit   the floor, peer "cexec_limit"
  *   W5spin              W5 with a spinning thread instead of a parked one
  *   W5busy              W5spin with a busy executor (the syscall check)
+ *   W1 W2 W3 W5 W10 W11 --workers=N   on the multi-threaded runtime,
+ *                       peer "cexec_mtN" (bench/mt.c; W10, W11 default N=2)
  * One JSON line per run on stdout; exit 1 when the result check fails.
  */
 #define _GNU_SOURCE
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench.h"
 #include "bench/io_bench.h"
+#include "bench/mt.h"
 
 static int usage(void) {
   fprintf(stderr,
@@ -27,15 +31,22 @@ int main(int argc, char **argv) {
     return bench_io_main(argc, argv);
   const char *w = NULL;
   int limit = 0;
+  int workers = -1;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--limit") == 0)
       limit = 1;
+    else if (strncmp(argv[i], "--workers=", 10) == 0)
+      workers = atoi(argv[i] + 10);
     else if (w == NULL)
       w = argv[i];
     else
       return usage();
   }
   if (w == NULL) return usage();
+  if (workers >= 0 || strcmp(w, "W10") == 0 || strcmp(w, "W11") == 0) {
+    int rc = bench_mt(w, workers < 0 ? 0 : (unsigned)workers);
+    return rc == 2 ? usage() : rc;
+  }
   if (limit) {
     if (strcmp(w, "W1") == 0) return bench_limit_w1();
     if (strcmp(w, "W2") == 0) return bench_limit_w2();
