@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "bench/io_bench.h"
 #include "bench/mt.h"
 
 static int usage(void) {
@@ -25,6 +26,9 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+  /* W7-W9 take their own flags (io_bench.h). */
+  if (argc > 1 && bench_io_is_workload(argv[1]))
+    return bench_io_main(argc, argv);
   const char *w = NULL;
   int limit = 0;
   int workers = -1;

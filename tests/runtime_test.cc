@@ -630,13 +630,18 @@ TEST_P(Runtime, WakesFromOtherThreadsAreNeverLost) {
     ASSERT_EQ(SpawnFn(
                   rt,
                   [s](Fn &, cx_context *cx, int *out) {
+                    // Read the round and store the waker under one lock:
+                    // a thread that stores a newer round after our read
+                    // then wakes the waker we stored (reading it before the
+                    // lock lost a wake when the thread finished between the
+                    // read and the first store).
+                    std::lock_guard<std::mutex> g(s->mu);
                     int r = s->round.load();
                     if (r == kRounds) {
                       *out = r;
                       return CX_READY;
                     }
                     s->seen = r;
-                    std::lock_guard<std::mutex> g(s->mu);
                     EXPECT_EQ(cx_waker_store(&s->w, cx->waker), CX_OK);
                     return CX_PENDING;
                   },
@@ -650,8 +655,8 @@ TEST_P(Runtime, WakesFromOtherThreadsAreNeverLost) {
       for (int r = 1; r <= kRounds; r++) {
         s.round.store(r);
         std::lock_guard<std::mutex> g(s.mu);
-        cx_waker_wake_by_ref(&s.w);  // empty until the first poll: then the
-                                     // first poll sees round >= 1 anyway
+        cx_waker_wake_by_ref(&s.w);  // empty until the first poll, which
+                                     // then reads this round under mu
       }
     });
   }
