@@ -970,6 +970,22 @@ TEST(TimersLock, SetLockArgumentsAndLockedOperationsBehaveAsUnlocked) {
   pthread_mutex_destroy(&mu);
 }
 
+// An unlocked driver may go away before its fired or cancelled entries:
+// cancelling them afterwards must not look at it (ASan checks).
+TEST(TimersLock, UnlockedEntryOutlivesItsDriver) {
+  auto t = std::make_unique<cx_timers>();
+  ASSERT_EQ(cx_timers_init(t.get(), nullptr, nullptr), CX_OK);
+  CountingWaker target;
+  cx_timer_entry e;
+  cx_timer_entry_init(&e);
+  cx_waker w = target.Make();
+  ASSERT_EQ(cx_timers_register(t.get(), &e, 1, &w), CX_OK);
+  EXPECT_EQ(cx_timers_fire(t.get(), 1), 1u);
+  t.reset();
+  EXPECT_FALSE(cx_timer_entry_cancel(&e));
+  EXPECT_EQ(target.refs(), 0);
+}
+
 // A fire on one thread races with cancels on another: every entry's waker
 // is consumed exactly once, woken (the entry fired) or dropped (the cancel
 // returned true), never both, never neither.

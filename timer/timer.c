@@ -111,6 +111,7 @@ void cx_timer_entry_init(cx_timer_entry *e) {
   e->waker = CX_WAKER_EMPTY;
   e->slot = CX__NO_SLOT;
   e->fired = false;
+  e->locked = false;
 }
 
 /* ---- storage ------------------------------------------------------------ */
@@ -276,6 +277,7 @@ static int cx__register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
   e->seq = seq;
   e->fired = false;
   e->home = t;
+  e->locked = t->lock != NULL;
   e->waker = *waker;
   *waker = CX_WAKER_EMPTY;
   *old_out = old;
@@ -303,17 +305,21 @@ static cx_waker cx__cancel(cx_timer_entry *e) {
 }
 
 bool cx_timer_entry_cancel(cx_timer_entry *e) {
-  if (e == NULL || e->home == NULL) return false;
-  cx_timers *home = e->home;
+  if (e == NULL) return false;
   bool was = false;
   cx_waker w = CX_WAKER_EMPTY;
-  if (home->lock == NULL) {
+  /* `locked` and `home` are written only by registration (a poll of the
+   * entry's owner), never by a fire: reading them here races with nothing.
+   * An unlocked entry never looks at its driver once unregistered (the
+   * driver may be gone by then). */
+  if (!e->locked) {
     if (e->driver == NULL) return false;
     w = cx__cancel(e);
     was = true;
   } else {
     /* e->driver is read under the lock: a fire on another thread may be
      * unlinking e right now. Whoever unlinks e takes its waker. */
+    cx_timers *home = e->home;
     pthread_mutex_lock(home->lock);
     if (e->driver != NULL) {
       w = cx__cancel(e);

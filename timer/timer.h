@@ -36,9 +36,11 @@
  * cx_timers_next_deadline, cx_timers_now, cx_timers_cancel_all and
  * cx_sleep_poll / cx_sleep_drop take it, and never hold it while waking or
  * dropping a waker (that may run code which re-enters the driver). Each
- * entry remembers the driver it was last registered in (entry->home, kept
- * after it fires), so a sleep dropped or polled on another thread than the
- * one that registered it finds and takes the same lock; its waker is then
+ * entry remembers the driver it was last registered in and whether it is
+ * locked (entry->home, entry->locked, kept after it fires; a locked
+ * driver must outlive its entries), so a sleep dropped or polled on another
+ * thread than the one that registered it finds and takes the same lock; its
+ * waker is then
  * either taken by cx_timers_fire (which wakes it) or dropped by the cancel,
  * exactly once. An entry of a locked driver must not move to another
  * driver. cx_timers_count() reads without the lock (a snapshot).
@@ -82,6 +84,7 @@ typedef struct cx_timer_entry {
   cx_waker waker;
   uint32_t slot; /* index in driver's slot table while registered */
   bool fired;
+  bool locked; /* home has a lock: cancel must take it */
 } cx_timer_entry;
 
 typedef uint64_t (*cx_clock_fn)(void *ctx);
