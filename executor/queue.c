@@ -9,6 +9,7 @@
  * queue at a time (its SCHEDULED bit), so one link field serves both.
  */
 #include "executor/internal/executor.h"
+#include "executor/internal/observe.h"
 
 void cx__local_push(cx_executor *ex, cx__task *t) {
   t->next = NULL;
@@ -50,6 +51,8 @@ cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
 
 void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
   cx_executor *ex = (cx_executor *)s;
+  /* ex->obs is fixed at create: readable from any thread. */
+  if (__builtin_expect(ex->obs != NULL, 0)) cx__obs_stamp_queued(t);
   if (cx__ex_current() == ex) {
     cx__local_push(ex, t);
     return;
@@ -87,6 +90,9 @@ void cx__take_remote(cx_executor *ex) {
   pthread_mutex_lock(&ex->mu);
   cx__task *spawned = ex->spawned_head;
   cx__task *woken = ex->remote_head;
+  cx__obs_request *reqs = ex->obs_requests; /* observe.c */
+  ex->obs_requests = NULL;
+  for (cx__obs_request *r = reqs; r; r = r->next) r->taken = true;
   ex->spawned_head = ex->spawned_tail = NULL;
   ex->remote_head = ex->remote_tail = NULL;
   ex->remote_len = 0;
@@ -103,12 +109,15 @@ void cx__take_remote(cx_executor *ex) {
     spawned = t->next;
     cx__owned_link(ex, t);
     cx__local_push(ex, t);
+    if (ex->obs || (t->extras & CX__TASK_HAS_DEBUG)) cx__obs_accept(ex, t);
   }
   while (woken) {
     cx__task *t = woken;
     woken = t->next;
     cx__local_push(ex, t);
   }
+  /* After the spawned tasks joined the owned list: a dump shows them. */
+  if (reqs) cx__obs_serve(ex, reqs);
 }
 
 bool cx__remote_empty(cx_executor *ex) {

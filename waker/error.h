@@ -20,6 +20,7 @@ extern "C" {
 #define CX_ERRNO_MAP(XX)                                          \
   XX(EINVAL, -22, "invalid argument")                             \
   XX(ENOMEM, -12, "out of memory")                                \
+  XX(ENOSPC, -28, "buffer too small")                             \
   XX(EAGAIN, -11, "operation would block")                        \
   XX(EBUSY, -16, "executor is already running")                   \
   XX(EPIPE, -32, "the other side of the channel is disconnected") \

@@ -70,11 +70,20 @@ struct cx__task {
   cx__task *owned_prev; /* the scheduler's list of unfinished tasks */
   cx__task *owned_next;
   CX__ATOMIC(uint32_t) polls;
-  uint32_t join_slot; /* 1: spawned with a handle, the slot exists */
+  uint32_t extras; /* CX__TASK_HAS_SLOT | CX__TASK_HAS_DEBUG; set at create */
   /* future state follows at cx__task_state(t), then the output, then, for
    * a task spawned with a join handle, the join-waker slot (see the
-   * JOIN_WAKER protocol in task.c): detached tasks do not pay for it. */
+   * JOIN_WAKER protocol in task.c): detached tasks do not pay for it; then,
+   * for a tracked task only, the debug block (executor/observe.c). */
 };
+
+/* cx__task.extras */
+#define CX__TASK_HAS_SLOT 1u  /* spawned with a handle: the join slot exists */
+#define CX__TASK_HAS_DEBUG 2u /* a CX__TASK_DEBUG_SIZE-byte block trails */
+/* The optional debug block (name, spawn site, timestamps) that observe.c
+ * keeps for tracked tasks, after everything else, 8-aligned. Only tasks
+ * spawned through the named path or on a tracking executor carry it. */
+#define CX__TASK_DEBUG_SIZE 96u
 
 /* The one place the task's layout is computed: offsets from the start of
  * the allocation, total size and alignment. Pure and inline: the accessors
@@ -112,8 +121,22 @@ static inline void *cx__task_output(cx__task *t) {
 }
 /* The join-waker slot, or NULL for a task spawned without a handle. */
 static inline cx_waker *cx__task_join_slot(cx__task *t) {
-  if (!t->join_slot) return NULL;
+  if (!(t->extras & CX__TASK_HAS_SLOT)) return NULL;
   return (cx_waker *)((char *)t + cx__task_layout_of(t->vtable, true).slot_off);
+}
+
+/* Where the debug block starts, for a layout computed with the task's own
+ * join_slot flag. */
+static inline size_t cx__task_debug_off(const cx__task_layout *l) {
+  return cx__align_up(l->size, 8);
+}
+
+/* The debug block, or NULL for an untracked task. */
+static inline void *cx__task_debug(cx__task *t) {
+  if (!(t->extras & CX__TASK_HAS_DEBUG)) return NULL;
+  cx__task_layout l =
+      cx__task_layout_of(t->vtable, (t->extras & CX__TASK_HAS_SLOT) != 0);
+  return (char *)t + cx__task_debug_off(&l);
 }
 
 /* Allocates a task holding a copy of `state` (vtable->state_size bytes; NULL
@@ -123,6 +146,11 @@ static inline cx_waker *cx__task_join_slot(cx__task *t) {
  * it (the queue's reference). */
 cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
                           cx__scheduler *sched, bool with_handle);
+/* The same, with a zeroed debug block (CX__TASK_DEBUG_SIZE bytes) after the
+ * rest when `with_debug`. */
+cx__task *cx__task_create_ex(const cx_future_vtable *vtable, const void *state,
+                             cx__scheduler *sched, bool with_handle,
+                             bool with_debug);
 
 /* Frees a task that was never handed to anyone (spawn refused after the
  * allocation): no drop, no scheduler callback. */
