@@ -350,10 +350,15 @@ static int cx__obs_request_run(cx_executor *ex,
       pthread_mutex_lock(&ex->mu);
     }
     while (!r.done) {
+      if (r.taken) {
+        /* The owner is running it now and will signal: wait for that
+         * without a deadline (r is on our stack). */
+        pthread_cond_wait(&r.cv, &ex->mu);
+        continue;
+      }
       int w = pthread_cond_timedwait(&r.cv, &ex->mu, &deadline);
       if (w == ETIMEDOUT && !r.done && !r.taken) {
-        /* Not taken: withdraw it. Taken: the owner is running it now and
-         * will signal, so keep waiting (r is on our stack). */
+        /* Not taken: withdraw it. */
         for (cx__obs_request **p = &ex->obs_requests; *p; p = &(*p)->next)
           if (*p == &r) {
             *p = r.next;

@@ -136,7 +136,8 @@ typedef struct cx_task_view {
 
 #define CX_NS_UNKNOWN UINT64_MAX
 
-/* One live task in a dump. */
+/* One live task in a dump. Its strings (name) point into the task: valid
+ * during the visit only; copy what you keep. */
 typedef struct cx_task_dump_entry {
   cx_task_view task;
   cx_task_run_state state;
