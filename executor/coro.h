@@ -33,7 +33,9 @@
  *
  * What the macros expand to (co is the cx_coro pointer, N = __LINE__):
  *
- *   CX_CORO_BEGIN(co)        switch ((co)->line) { case 0:
+ *   CX_CORO_BEGIN(co)        switch ((co)->line) {
+ *                              default: return cx__coro_trap(co, ...);
+ *                              case 0:
  *   CX_AWAIT(co, e)          do { (co)->line = N;
  *                                 if (0) { case N:; }
  *                                 if ((e) == CX_PENDING) return CX_PENDING;
@@ -54,7 +56,9 @@
  *                                 return CX_READY; } while (0)
  *   CX_RETURN_VOID(co)       do { (co)->line = CX_CORO_DONE;
  *                                 return CX_READY; } while (0)
- *   CX_CORO_END(co)          } (co)->line = CX_CORO_DONE; return CX_READY
+ *   CX_CORO_END(co)            (co)->line = CX_CORO_DONE; return CX_READY;
+ *                            } return cx__coro_trap(co,
+ * CX_CORO_MISUSE_BREAK...)
  *
  * So the first poll enters at `case 0`, runs until an await's expression
  * pends, and returns; the next poll's switch jumps to that await's label and
@@ -95,6 +99,34 @@
  *      when it returns CX_PENDING), never something with one-shot side
  *      effects such as an initialisation. Initialise before the await.
  *
+ * MISUSE THAT IS CAUGHT. Three mistakes used to make the poll return
+ * CX_READY without writing the output, silently; the macros now trap them:
+ *   - CX_CORO_MISUSE_LOST_RESUME_POINT: the poll resumed at a line that has
+ *     no label in the coroutine's dispatch: an await or yield inside a
+ *     `switch` of your own (rule 3), whose `case` captured ours. Caught by a
+ *     `default:` in CX_CORO_BEGIN's switch.
+ *   - CX_CORO_MISUSE_BREAK: a `break` at the top level of the body (outside
+ *     any loop or switch of yours) left the dispatch switch. Caught after
+ *     CX_CORO_END's closing brace, which only a break can reach.
+ *   - CX_CORO_MISUSE_POLLED_AFTER_DONE: a poll after the coroutine finished
+ *     (a future is never polled after CX_READY: waker/waker.h).
+ * What happens: the coroutine is marked finished with the kind recorded
+ * (cx_coro_misuse() returns it), the report hook CX_CORO_ON_MISUSE runs, and
+ * the poll returns CX_READY with the output NOT written (the task finishes;
+ * its drop function runs as usual, so nothing leaks). The default hook,
+ * cx_coro_report_misuse(), prints one line to stderr naming the coroutine
+ * (file:line of its CX_CORO_BEGIN / CX_CORO_END) and the mistake, then:
+ *   - debug builds (NDEBUG not defined, e.g. Bazel's default fastbuild):
+ *     abort(), like a failed assert(), so the bug cannot go unnoticed;
+ *   - release builds (NDEBUG defined, e.g. `bazel build -c opt`): returns;
+ *     the program goes on with the output unwritten, never aborts.
+ * To report misuse your own way, define CX_CORO_ON_MISUSE(co, kind, file,
+ * line) before the first #include of this header (or of executor/cexec.h);
+ * it is an expression statement evaluated in the poll (tests/coro_test.cc
+ * records the kind that way). Mistakes the macros cannot see (a hand-written
+ * `return CX_READY` without output, a local read after an await) stay
+ * yours.
+ *
  * Thread-safety: none needed; a coroutine is polled and dropped by one
  * thread at a time, like every future.
  */
@@ -102,6 +134,8 @@
 #define CEXEC_CORO_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "waker/waker.h"
 
@@ -114,15 +148,20 @@ extern "C" {
 typedef struct cx_coro {
   int line;        /* 0: not started; CX_CORO_DONE: finished; else a label */
   cx_future child; /* future awaited by CX_AWAIT_FUTURE, or {NULL, NULL} */
+  int misuse;      /* a cx_coro_misuse_kind: 0 unless a misuse was trapped */
 } cx_coro;
 
 #define CX_CORO_DONE (-1)
 #define CX_CORO_INIT \
-  {                  \
-    0, {             \
-      NULL, NULL     \
-    }                \
-  }
+  { 0, {NULL, NULL}, 0 }
+
+/* The mistakes the macros trap (see MISUSE THAT IS CAUGHT above). */
+typedef enum cx_coro_misuse_kind {
+  CX_CORO_MISUSE_NONE = 0,
+  CX_CORO_MISUSE_LOST_RESUME_POINT = 1, /* await inside a switch of yours */
+  CX_CORO_MISUSE_BREAK = 2,             /* top-level break left the body */
+  CX_CORO_MISUSE_POLLED_AFTER_DONE = 3  /* poll after CX_READY */
+} cx_coro_misuse_kind;
 
 /* A cx_future value (borrowed, type-erased) over a vtable and a state. */
 static inline cx_future cx_future_of(const cx_future_vtable *vtable,
@@ -133,10 +172,64 @@ static inline cx_future cx_future_of(const cx_future_vtable *vtable,
   return f;
 }
 
-/* Resets a resume point to "not started" with no child. */
+/* Resets a resume point to "not started" with no child and no misuse. */
 static inline void cx_coro_init(cx_coro *co) {
   co->line = 0;
   co->child = cx_future_of(NULL, NULL);
+  co->misuse = CX_CORO_MISUSE_NONE;
+}
+
+/* The misuse trapped on this coroutine (the last one), or
+ * CX_CORO_MISUSE_NONE. */
+static inline cx_coro_misuse_kind cx_coro_misuse(const cx_coro *co) {
+  return (cx_coro_misuse_kind)co->misuse;
+}
+
+/* A short English description of a misuse kind (never NULL). */
+static inline const char *cx_coro_misuse_str(int kind) {
+  switch (kind) {
+    case CX_CORO_MISUSE_NONE:
+      return "no misuse";
+    case CX_CORO_MISUSE_LOST_RESUME_POINT:
+      return "resumed at an await whose label is not in the coroutine's "
+             "dispatch: an await or yield inside a switch of your own "
+             "(coro.h rule 3)";
+    case CX_CORO_MISUSE_BREAK:
+      return "a top-level break left the coroutine body without CX_RETURN";
+    case CX_CORO_MISUSE_POLLED_AFTER_DONE:
+      return "polled after it finished (returned CX_READY)";
+    default:
+      return "unknown misuse";
+  }
+}
+
+/* The default misuse report: one line on stderr, then abort() in debug
+ * builds (NDEBUG not defined), like assert(); returns in release builds.
+ * `file`/`line` locate the coroutine's CX_CORO_BEGIN or CX_CORO_END. */
+static inline void cx_coro_report_misuse(const cx_coro *co, int kind,
+                                         const char *file, int line) {
+  (void)co;
+  fprintf(stderr, "cexec: coroutine misuse in the coroutine at %s:%d: %s\n",
+          file, line, cx_coro_misuse_str(kind));
+#ifndef NDEBUG
+  abort(); /* a programming error, reported like a failed assert() */
+#endif
+}
+
+#ifndef CX_CORO_ON_MISUSE
+#define CX_CORO_ON_MISUSE(co, kind, file, line) \
+  cx_coro_report_misuse((co), (kind), (file), (line))
+#endif
+
+/* Where the macros send a trapped misuse: records it, marks the coroutine
+ * finished (so a later poll is itself reported), reports it, and returns
+ * CX_READY with the output unwritten. Private to the macros. */
+static inline cx_poll cx__coro_trap(cx_coro *co, int kind, const char *file,
+                                    int line) {
+  co->misuse = kind;
+  co->line = CX_CORO_DONE;
+  CX_CORO_ON_MISUSE(co, kind, file, line);
+  return CX_READY;
 }
 
 /* True once the coroutine reached CX_RETURN / CX_RETURN_VOID / CX_CORO_END. */
@@ -156,9 +249,17 @@ static inline void cx_coro_drop(cx_coro *co) {
 }
 
 /* Opens the coroutine body. Must be the first macro, once per poll function,
- * matched by CX_CORO_END. */
-#define CX_CORO_BEGIN(co) \
-  switch ((co)->line) {   \
+ * matched by CX_CORO_END. A resume point with no label here (an await in a
+ * switch of yours, or a poll after the end) lands on `default:` and is
+ * trapped. */
+#define CX_CORO_BEGIN(co)                                          \
+  switch ((co)->line) {                                            \
+    default:                                                       \
+      return cx__coro_trap((co),                                   \
+                           (co)->line == CX_CORO_DONE              \
+                               ? CX_CORO_MISUSE_POLLED_AFTER_DONE  \
+                               : CX_CORO_MISUSE_LOST_RESUME_POINT, \
+                           __FILE__, __LINE__);                    \
     case 0:
 
 /* Awaits a poll expression: evaluates `poll_expr` (which returns cx_poll),
@@ -222,11 +323,13 @@ static inline void cx_coro_drop(cx_coro *co) {
   } while (0)
 
 /* Closes the body opened by CX_CORO_BEGIN. Reaching it finishes the
- * coroutine (CX_READY, like CX_RETURN_VOID). */
+ * coroutine (CX_READY, like CX_RETURN_VOID). The code after the closing
+ * brace is reached only by a `break` out of the dispatch switch: trapped. */
 #define CX_CORO_END(co)      \
-  }                          \
   (co)->line = CX_CORO_DONE; \
-  return CX_READY
+  return CX_READY;           \
+  }                          \
+  return cx__coro_trap((co), CX_CORO_MISUSE_BREAK, __FILE__, __LINE__)
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,7 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   memset(ex, 0, sizeof *ex);
   ex->sched.schedule = cx__ex_schedule;
   ex->sched.task_freed = cx__ex_task_freed;
+  cx__obs_sched_init(ex); /* ex->sched_tracked */
   ex->host.io_driver = cx__ex_io_driver;
   cx_timers_init(&ex->timers, opts ? opts->clock : NULL,
                  opts ? opts->clock_ctx : NULL);
@@ -173,8 +174,8 @@ int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
   if (ex->destroyed) return CX_ESHUTDOWN;
   /* Tracked (observe.c): named, or on an executor that tracks all. */
   bool debug = name || file || (ex->obs && ex->obs->track);
-  cx__task *t =
-      cx__task_create_ex(vtable, state, &ex->sched, handle != NULL, debug);
+  cx__task *t = cx__task_create(
+      vtable, state, debug ? &ex->sched_tracked : &ex->sched, handle != NULL);
   if (t == NULL) return CX_ENOMEM;
   if (debug) cx__obs_task_init(t, name, file, line);
   cx__ex_ref(ex); /* the task's */
@@ -248,7 +249,8 @@ int cx_executor_step(cx_executor *ex) {
 int cx_executor_join(cx_executor *ex, cx_join_handle *h, void *out,
                      size_t out_size) {
   if (ex == NULL || h == NULL) return CX_EINVAL;
-  if (cx__task_from_handle(h)->sched != &ex->sched) return CX_EINVAL;
+  cx__scheduler *s = cx__task_from_handle(h)->sched;
+  if (s != &ex->sched && s != &ex->sched_tracked) return CX_EINVAL;
   cx_executor *saved;
   if (ex->destroyed || !cx__enter(ex, &saved)) return CX_EBUSY;
   int rc = CX_OK;

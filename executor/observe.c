@@ -7,9 +7,12 @@
  * enabled something; the poll loop makes one test of it per poll and, when
  * set, polls through cx__obs_poll (timing, hooks, slow-poll check) instead
  * of calling the future directly. Per-task data (name, spawn site,
- * timestamps) lives in an optional block at the end of the task's own
- * allocation (CX__TASK_HAS_DEBUG), so untracked tasks keep their size and
- * the 56-byte header never grows.
+ * timestamps) lives in a block at the end of a tracked task's own
+ * allocation. Tracked tasks are spawned on a second scheduler of the
+ * executor, `sched_tracked`, which asks for that block (task_extra) and
+ * stamps wake times; so untracked tasks keep their size, the 56-byte
+ * header never grows and has no flag for it, and the wake path of
+ * untracked tasks has no test for it.
  *
  * Threads. The dump and metrics read owner-thread state without locks, so
  * they run on the owner thread; another thread queues a request on
@@ -30,7 +33,7 @@
 #include "timer/timer.h"
 #include "waker/alloc.h"
 
-_Static_assert(sizeof(cx__debug_block) <= CX__TASK_DEBUG_SIZE,
+_Static_assert(sizeof(cx__debug_block) <= CX__DEBUG_BLOCK_SIZE,
                "debug block larger than the space tasks reserve for it");
 _Static_assert(_Alignof(cx__debug_block) <= 8, "debug block alignment");
 
@@ -99,9 +102,28 @@ void cx__obs_accept(cx_executor *ex, cx__task *t) {
   }
 }
 
-void cx__obs_stamp_queued(cx__task *t) {
-  cx__debug_block *d = cx__task_debug(t);
-  if (d) d->queued_ns = cx_clock_now();
+/* The tracked scheduler: the executor's own callbacks, plus the wake time.
+ * schedule runs on the thread that won t's SCHEDULED transition, the only
+ * one that may touch t until it is popped. */
+static cx_executor *cx__tracked_ex(cx__scheduler *s) {
+  return (cx_executor *)((char *)s - offsetof(cx_executor, sched_tracked));
+}
+
+static void cx__tracked_schedule(cx__scheduler *s, cx__task *t) {
+  cx_executor *ex = cx__tracked_ex(s);
+  cx__task_debug(t)->queued_ns = cx_clock_now();
+  ex->sched.schedule(&ex->sched, t);
+}
+
+static void cx__tracked_task_freed(cx__scheduler *s) {
+  cx_executor *ex = cx__tracked_ex(s);
+  ex->sched.task_freed(&ex->sched);
+}
+
+void cx__obs_sched_init(cx_executor *ex) {
+  ex->sched_tracked.schedule = cx__tracked_schedule;
+  ex->sched_tracked.task_freed = cx__tracked_task_freed;
+  ex->sched_tracked.task_extra = CX__DEBUG_BLOCK_SIZE;
 }
 
 /* ---- histograms ---------------------------------------------------------- */

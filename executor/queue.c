@@ -11,26 +11,6 @@
 #include "executor/internal/executor.h"
 #include "executor/internal/observe.h"
 
-void cx__local_push(cx_executor *ex, cx__task *t) {
-  t->next = NULL;
-  if (ex->local_tail)
-    ex->local_tail->next = t;
-  else
-    ex->local_head = t;
-  ex->local_tail = t;
-  ex->local_len++;
-}
-
-cx__task *cx__local_pop(cx_executor *ex) {
-  cx__task *t = ex->local_head;
-  if (t == NULL) return NULL;
-  ex->local_head = t->next;
-  if (ex->local_head == NULL) ex->local_tail = NULL;
-  t->next = NULL;
-  ex->local_len--;
-  return t;
-}
-
 cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
   cx__task **head = spawned ? &ex->spawned_head : &ex->remote_head;
   cx__task **tail = spawned ? &ex->spawned_tail : &ex->remote_tail;
@@ -51,8 +31,6 @@ cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
 
 void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
   cx_executor *ex = (cx_executor *)s;
-  /* ex->obs is fixed at create: readable from any thread. */
-  if (__builtin_expect(ex->obs != NULL, 0)) cx__obs_stamp_queued(t);
   if (cx__ex_current() == ex) {
     cx__local_push(ex, t);
     return;
@@ -109,7 +87,7 @@ void cx__take_remote(cx_executor *ex) {
     spawned = t->next;
     cx__owned_link(ex, t);
     cx__local_push(ex, t);
-    if (ex->obs || (t->extras & CX__TASK_HAS_DEBUG)) cx__obs_accept(ex, t);
+    if (ex->obs || t->sched == &ex->sched_tracked) cx__obs_accept(ex, t);
   }
   while (woken) {
     cx__task *t = woken;

@@ -7,14 +7,48 @@
 //
 // The coroutines are written in C++ here, which also checks that the macros
 // compile as C++ (their main users write C: see examples/).
+//
+// Misuse (an await inside a switch of one's own, a top-level break, a poll
+// after the end) is trapped by the macros and reported through
+// CX_CORO_ON_MISUSE; this file defines that hook to record the reports
+// instead of the default (stderr, then abort() in debug builds), so that the
+// tests can check them. It must be defined before the first cexec header.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
 
+struct cx_coro;
+namespace misuse {
+int count;      // reports so far
+int last_kind;  // the last report's cx_coro_misuse_kind
+const char *last_file;
+int last_line;
+void Record(const cx_coro *co, int kind, const char *file, int line);
+}  // namespace misuse
+#define CX_CORO_ON_MISUSE(co, kind, file, line) \
+  misuse::Record((co), (kind), (file), (line))
+
 #include "executor/cexec.h"
 #include "executor/debug.h"
 #include "tests/testutil.h"
+
+namespace misuse {
+void Record(const cx_coro *co, int kind, const char *file, int line) {
+  (void)co;
+  count++;
+  last_kind = kind;
+  last_file = file;
+  last_line = line;
+}
+// Resets the record; every test that expects no misuse checks count == 0.
+void Reset() {
+  count = 0;
+  last_kind = CX_CORO_MISUSE_NONE;
+  last_file = nullptr;
+  last_line = 0;
+}
+}  // namespace misuse
 
 namespace {
 
@@ -527,6 +561,7 @@ cx_poll PlainPoll(void *self, cx_context *cx, void *out) {
 }
 
 TEST(Coro, ReachingEndFinishesAndIsDone) {
+  misuse::Reset();
   int counter = 0;
   Plain p = {CX_CORO_INIT, &counter};
   cx_waker w = cx_waker_noop();
@@ -537,9 +572,200 @@ TEST(Coro, ReachingEndFinishesAndIsDone) {
   EXPECT_EQ(PlainPoll(&p, &cx, nullptr), CX_READY);
   EXPECT_EQ(counter, 2);
   EXPECT_TRUE(cx_coro_is_done(&p.co));
-  // Polled again after the end (a contract breach): stays done, runs nothing.
+  EXPECT_EQ(cx_coro_misuse(&p.co), CX_CORO_MISUSE_NONE);
+  EXPECT_EQ(misuse::count, 0); /* reaching CX_CORO_END is no misuse */
+}
+
+// ---- misuse is trapped and reported
+// -----------------------------------------
+
+// Polled again after the end (a contract breach): reported as such, stays
+// done, runs nothing. Before the trap this returned CX_READY silently.
+TEST(CoroMisuse, PollAfterDoneIsReported) {
+  misuse::Reset();
+  int counter = 0;
+  Plain p = {CX_CORO_INIT, &counter};
+  cx_waker w = cx_waker_noop();
+  cx_context cx = cx_context_from_waker(&w);
+  EXPECT_EQ(PlainPoll(&p, &cx, nullptr), CX_PENDING);
+  EXPECT_EQ(PlainPoll(&p, &cx, nullptr), CX_READY);
+  ASSERT_EQ(misuse::count, 0);
   EXPECT_EQ(PlainPoll(&p, &cx, nullptr), CX_READY);
   EXPECT_EQ(counter, 2);
+  EXPECT_EQ(misuse::count, 1);
+  EXPECT_EQ(misuse::last_kind, CX_CORO_MISUSE_POLLED_AFTER_DONE);
+  EXPECT_EQ(cx_coro_misuse(&p.co), CX_CORO_MISUSE_POLLED_AFTER_DONE);
+  EXPECT_TRUE(cx_coro_is_done(&p.co));
+  ASSERT_NE(misuse::last_file, nullptr);
+  EXPECT_NE(std::strstr(misuse::last_file, "coro_test.cc"), nullptr);
+  EXPECT_GT(misuse::last_line, 0);
+  // And again: each poll is reported.
+  EXPECT_EQ(PlainPoll(&p, &cx, nullptr), CX_READY);
+  EXPECT_EQ(misuse::count, 2);
+}
+
+// Returns CX_PENDING (after waking) the first time, then CX_READY.
+cx_poll PendOnce(int *pended, cx_context *cx) {
+  if (*pended) return CX_READY;
+  *pended = 1;
+  cx_waker_wake_by_ref(cx->waker);
+  return CX_PENDING;
+}
+
+// Rule 3 broken: an await inside a switch of its own. The await's `case`
+// label belongs to the user's switch, so the resumed poll finds no label in
+// the coroutine's dispatch.
+struct InSwitch {
+  cx_coro co;
+  int mode, pended, after;
+  int *drops;
+};
+cx_poll InSwitchPoll(void *self, cx_context *cx, void *out) {
+  auto *f = static_cast<InSwitch *>(self);
+  CX_CORO_BEGIN(&f->co);
+  switch (f->mode) {
+    case 1:
+      CX_AWAIT(&f->co, PendOnce(&f->pended, cx));
+      f->after = 1;
+      break;
+    default:
+      break;
+  }
+  CX_RETURN(&f->co, static_cast<int *>(out), 11);
+  CX_CORO_END(&f->co);
+}
+void InSwitchDrop(void *self) {
+  (*static_cast<InSwitch *>(self)->drops)++;
+}
+const cx_future_vtable kInSwitchVt = {.poll = InSwitchPoll,
+                                      .drop = InSwitchDrop,
+                                      .state_size = sizeof(InSwitch),
+                                      .state_align = alignof(InSwitch),
+                                      .output_size = sizeof(int)};
+
+TEST(CoroMisuse, AwaitInsideOwnSwitchIsReported) {
+  misuse::Reset();
+  int drops = 0;
+  InSwitch f = {CX_CORO_INIT, 1, 0, 0, &drops};
+  cx_waker w = cx_waker_noop();
+  cx_context cx = cx_context_from_waker(&w);
+  int out = -1;
+  EXPECT_EQ(InSwitchPoll(&f, &cx, &out), CX_PENDING); /* first pass is fine */
+  EXPECT_EQ(misuse::count, 0);
+  EXPECT_EQ(InSwitchPoll(&f, &cx, &out), CX_READY);
+  EXPECT_EQ(misuse::count, 1);
+  EXPECT_EQ(misuse::last_kind, CX_CORO_MISUSE_LOST_RESUME_POINT);
+  EXPECT_EQ(cx_coro_misuse(&f.co), CX_CORO_MISUSE_LOST_RESUME_POINT);
+  EXPECT_TRUE(cx_coro_is_done(&f.co));
+  EXPECT_EQ(f.after, 0); /* the code after the await never ran */
+  EXPECT_EQ(out, -1);    /* and the output was not written */
+  // A switch without an await in the taken branch is fine.
+  misuse::Reset();
+  InSwitch g = {CX_CORO_INIT, 2, 0, 0, &drops};
+  EXPECT_EQ(InSwitchPoll(&g, &cx, &out), CX_READY);
+  EXPECT_EQ(out, 11);
+  EXPECT_EQ(misuse::count, 0);
+}
+
+TEST(CoroMisuse, AwaitInsideOwnSwitchOnExecutorFinishesTheTask) {
+  // On an executor: the task finishes (no hang), its state is dropped once,
+  // nothing leaks, and the misuse is reported once.
+  misuse::Reset();
+  ScopedCountingAllocator alloc;
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  int drops = 0;
+  InSwitch f = {CX_CORO_INIT, 1, 0, 0, &drops};
+  cx_join_handle *h;
+  ASSERT_EQ(cx_spawn(ex, &kInSwitchVt, &f, &h), CX_OK);
+  EXPECT_EQ(cx_executor_run(ex), CX_OK);
+  EXPECT_TRUE(cx_join_handle_is_finished(h));
+  EXPECT_EQ(misuse::count, 1);
+  EXPECT_EQ(misuse::last_kind, CX_CORO_MISUSE_LOST_RESUME_POINT);
+  EXPECT_EQ(drops, 1);
+  cx_join_handle_detach(h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// A top-level `break` (meant for a loop that is not there) leaves the
+// coroutine's dispatch switch without CX_RETURN.
+struct Breaker {
+  cx_coro co;
+  int stop, pended, after;
+};
+cx_poll BreakerPoll(void *self, cx_context *cx, void *out) {
+  auto *f = static_cast<Breaker *>(self);
+  CX_CORO_BEGIN(&f->co);
+  CX_AWAIT(&f->co, PendOnce(&f->pended, cx));
+  if (f->stop) break;
+  f->after = 1;
+  CX_RETURN(&f->co, static_cast<int *>(out), 5);
+  CX_CORO_END(&f->co);
+}
+
+TEST(CoroMisuse, TopLevelBreakIsReported) {
+  misuse::Reset();
+  cx_waker w = cx_waker_noop();
+  cx_context cx = cx_context_from_waker(&w);
+  Breaker f = {CX_CORO_INIT, 1, 0, 0};
+  int out = -1;
+  EXPECT_EQ(BreakerPoll(&f, &cx, &out), CX_PENDING);
+  EXPECT_EQ(BreakerPoll(&f, &cx, &out), CX_READY);
+  EXPECT_EQ(misuse::count, 1);
+  EXPECT_EQ(misuse::last_kind, CX_CORO_MISUSE_BREAK);
+  EXPECT_EQ(cx_coro_misuse(&f.co), CX_CORO_MISUSE_BREAK);
+  EXPECT_TRUE(cx_coro_is_done(&f.co));
+  EXPECT_EQ(f.after, 0);
+  EXPECT_EQ(out, -1);
+  // A poll after that is reported too (the coroutine is marked finished).
+  EXPECT_EQ(BreakerPoll(&f, &cx, &out), CX_READY);
+  EXPECT_EQ(misuse::count, 2);
+  EXPECT_EQ(misuse::last_kind, CX_CORO_MISUSE_POLLED_AFTER_DONE);
+  // Without the break: no report, output written.
+  misuse::Reset();
+  Breaker g = {CX_CORO_INIT, 0, 0, 0};
+  EXPECT_EQ(BreakerPoll(&g, &cx, &out), CX_PENDING);
+  EXPECT_EQ(BreakerPoll(&g, &cx, &out), CX_READY);
+  EXPECT_EQ(out, 5);
+  EXPECT_EQ(misuse::count, 0);
+}
+
+TEST(CoroMisuse, InitClearsTheRecordAndNamesAreDistinct) {
+  cx_coro co = CX_CORO_INIT;
+  EXPECT_EQ(cx_coro_misuse(&co), CX_CORO_MISUSE_NONE);
+  co.misuse = CX_CORO_MISUSE_BREAK;
+  co.line = CX_CORO_DONE;
+  cx_coro_init(&co);
+  EXPECT_EQ(cx_coro_misuse(&co), CX_CORO_MISUSE_NONE);
+  EXPECT_FALSE(cx_coro_is_done(&co));
+  const char *names[] = {cx_coro_misuse_str(CX_CORO_MISUSE_NONE),
+                         cx_coro_misuse_str(CX_CORO_MISUSE_LOST_RESUME_POINT),
+                         cx_coro_misuse_str(CX_CORO_MISUSE_BREAK),
+                         cx_coro_misuse_str(CX_CORO_MISUSE_POLLED_AFTER_DONE),
+                         cx_coro_misuse_str(99)};
+  for (int i = 0; i < 5; i++) {
+    ASSERT_NE(names[i], nullptr);
+    for (int j = 0; j < i; j++) EXPECT_STRNE(names[i], names[j]);
+  }
+}
+
+// The default report (what a program gets without its own hook): one line
+// on stderr naming the coroutine's file:line and the mistake, then abort()
+// in debug builds; in release builds (NDEBUG) it returns.
+TEST(CoroMisuseDeathTest, DefaultReportAbortsInDebugBuildsOnly) {
+  cx_coro co = CX_CORO_INIT;
+#ifdef NDEBUG
+  cx_coro_report_misuse(&co, CX_CORO_MISUSE_BREAK, "my_task.c", 42);
+  SUCCEED();
+#else
+  // The default "fast" style (fork, no exec): the "threadsafe" style's
+  // clone() crashes under ASan's detect_stack_use_after_return.
+  EXPECT_DEATH(
+      cx_coro_report_misuse(&co, CX_CORO_MISUSE_BREAK, "my_task.c", 42),
+      "cexec: coroutine misuse in the coroutine at my_task.c:42: a top-level "
+      "break");
+#endif
 }
 
 TEST(Coro, SleepWithoutTimerDriverReportsNotSupported) {

@@ -46,6 +46,9 @@ struct cx_executor {
   /* Observability (observe.c): NULL when off. Set at create, then read
    * only (so other threads may read the pointer). */
   struct cx__observer *obs;
+  /* The scheduler of tracked tasks (observe.c): the same queues, plus a
+   * debug block per task and a wake timestamp. Set at create. */
+  cx__scheduler sched_tracked;
   uint64_t next_task_id; /* ids of tracked tasks */
 
   /* Shared. */
@@ -78,9 +81,28 @@ cx_executor *cx__ex_current(void);
 void cx__ex_ref(cx_executor *ex);
 void cx__ex_unref(cx_executor *ex);
 
-/* queue.c */
-void cx__local_push(cx_executor *ex, cx__task *t);
-cx__task *cx__local_pop(cx_executor *ex);
+/* queue.c; the local queue's two operations are inline: they are on every
+ * poll's path. */
+static inline void cx__local_push(cx_executor *ex, cx__task *t) {
+  t->next = NULL;
+  if (ex->local_tail)
+    ex->local_tail->next = t;
+  else
+    ex->local_head = t;
+  ex->local_tail = t;
+  ex->local_len++;
+}
+
+static inline cx__task *cx__local_pop(cx_executor *ex) {
+  cx__task *t = ex->local_head;
+  if (t == NULL) return NULL;
+  ex->local_head = t->next;
+  if (ex->local_head == NULL) ex->local_tail = NULL;
+  t->next = NULL;
+  ex->local_len--;
+  return t;
+}
+
 /* Appends t to one of the mu-guarded lists (`spawned`: the spawned list,
  * else the woken list). Returns the driver to unpark when the executor was
  * parked (a reference to ex is then held for the caller: pass both to

@@ -2,8 +2,8 @@
  * Observability, private side (executor/observe.c): the per-task debug
  * block, the executor's observer, and the calls the poll loop, the queues
  * and spawning make into it. Every call site is behind `ex->obs != NULL` or
- * a task's CX__TASK_HAS_DEBUG flag, so with nothing enabled none of this
- * runs.
+ * a task being tracked (its scheduler is ex->sched_tracked), so with
+ * nothing enabled none of this runs.
  */
 #ifndef CEXEC_INTERNAL_OBSERVE_H
 #define CEXEC_INTERNAL_OBSERVE_H
@@ -16,11 +16,12 @@
 #include "executor/internal/task.h"
 #include "executor/observe.h"
 
-/* The block at cx__task_debug(t) (CX__TASK_DEBUG_SIZE bytes). Written on
- * the spawning thread before the task is published, then by the owner
- * thread (id, last_poll_ns, queued_ns while RUNNING) and by whichever thread
- * schedules the task (queued_ns, in cx__ex_schedule: that thread alone may
- * touch the task then, see cx__obs_stamp_queued). */
+/* The debug block of a tracked task: its scheduler's extra block
+ * (cx__task_extra, CX__DEBUG_BLOCK_SIZE bytes). Written on the spawning
+ * thread before the task is published, then by the owner thread (id,
+ * last_poll_ns, queued_ns while RUNNING) and by whichever thread schedules
+ * the task (queued_ns, in the tracked scheduler's schedule callback: that
+ * thread alone may touch the task then). */
 typedef struct cx__debug_block {
   uint64_t id;      /* 0 until the executor accepted the task */
   const char *file; /* spawn site, NULL: unknown */
@@ -31,6 +32,12 @@ typedef struct cx__debug_block {
   uint64_t queued_ns;    /* when last queued (spawn, wake); 0: unknown */
   char name[CX_TASK_NAME_MAX + 1];
 } cx__debug_block;
+
+#define CX__DEBUG_BLOCK_SIZE 96u
+
+static inline cx__debug_block *cx__task_debug(cx__task *t) {
+  return (cx__debug_block *)cx__task_extra(t);
+}
 
 typedef struct cx__observer {
   bool track;       /* every task gets a debug block */
@@ -58,6 +65,8 @@ typedef struct cx__obs_request {
 int cx__obs_create(const cx_observe_options *opts, cx__observer **out);
 void cx__obs_destroy(cx__observer *o); /* NULL: no-op */
 
+/* Sets up ex->sched_tracked (at create). */
+void cx__obs_sched_init(cx_executor *ex);
 /* Fills t's debug block (t has one) before it is published. Any thread. */
 void cx__obs_task_init(cx__task *t, const char *name, const char *file,
                        int line);
@@ -68,9 +77,6 @@ void cx__obs_accept(cx_executor *ex, cx__task *t);
 cx_poll cx__obs_poll(cx_executor *ex, cx__task *t, cx_context *cx, void *out);
 /* t finished (owner thread), before cx__task_complete. */
 void cx__obs_complete(cx_executor *ex, cx__task *t, bool cancelled);
-/* t is being queued by the thread that won its SCHEDULED transition (the
- * only one that may touch it until it is popped). */
-void cx__obs_stamp_queued(cx__task *t);
 /* Runs requests taken off ex->obs_requests (owner thread, mu not held). */
 void cx__obs_serve(cx_executor *ex, cx__obs_request *reqs);
 

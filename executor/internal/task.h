@@ -60,6 +60,11 @@ typedef struct cx__scheduler {
   void (*schedule)(struct cx__scheduler *s, cx__task *t);
   /* A task of this scheduler was freed. Any thread. */
   void (*task_freed)(struct cx__scheduler *s);
+  /* Bytes the scheduler keeps at the end of each of its tasks (after the
+   * join slot, 8-aligned; zeroed at create; cx__task_extra), or 0. The
+   * executor's task tracking uses a second scheduler with a nonzero size
+   * (executor/observe.c), so the task header has no flag for it. */
+  size_t task_extra;
 } cx__scheduler;
 
 struct cx__task {
@@ -70,20 +75,14 @@ struct cx__task {
   cx__task *owned_prev; /* the scheduler's list of unfinished tasks */
   cx__task *owned_next;
   CX__ATOMIC(uint32_t) polls;
-  uint32_t extras; /* CX__TASK_HAS_SLOT | CX__TASK_HAS_DEBUG; set at create */
+  /* Set once at creation from cx__task_layout_of: the output's offset, and
+   * CX__TASK_JOIN_SLOT when the task was spawned with a handle (the slot
+   * exists). Kept so the poll path need not recompute the offset. */
+  uint32_t layout;
   /* future state follows at cx__task_state(t), then the output, then, for
    * a task spawned with a join handle, the join-waker slot (see the
-   * JOIN_WAKER protocol in task.c): detached tasks do not pay for it; then,
-   * for a tracked task only, the debug block (executor/observe.c). */
+   * JOIN_WAKER protocol in task.c): detached tasks do not pay for it. */
 };
-
-/* cx__task.extras */
-#define CX__TASK_HAS_SLOT 1u  /* spawned with a handle: the join slot exists */
-#define CX__TASK_HAS_DEBUG 2u /* a CX__TASK_DEBUG_SIZE-byte block trails */
-/* The optional debug block (name, spawn site, timestamps) that observe.c
- * keeps for tracked tasks, after everything else, 8-aligned. Only tasks
- * spawned through the named path or on a tracking executor carry it. */
-#define CX__TASK_DEBUG_SIZE 96u
 
 /* The one place the task's layout is computed: offsets from the start of
  * the allocation, total size and alignment. Pure and inline: the accessors
@@ -113,30 +112,36 @@ static inline cx__task_layout cx__task_layout_of(const cx_future_vtable *vt,
   return l;
 }
 
+/* In cx__task.layout, above the output offset (sizes are capped at 1 GiB by
+ * cx_future_vtable_check, so the offset never reaches this bit). */
+#define CX__TASK_JOIN_SLOT (1u << 31)
+
+static inline bool cx__task_has_join_slot(const cx__task *t) {
+  return (t->layout & CX__TASK_JOIN_SLOT) != 0;
+}
 static inline void *cx__task_state(cx__task *t) {
   return (char *)t + cx__task_layout_of(t->vtable, false).state_off;
 }
 static inline void *cx__task_output(cx__task *t) {
-  return (char *)t + cx__task_layout_of(t->vtable, false).output_off;
+  return (char *)t + (t->layout & ~CX__TASK_JOIN_SLOT);
 }
 /* The join-waker slot, or NULL for a task spawned without a handle. */
 static inline cx_waker *cx__task_join_slot(cx__task *t) {
-  if (!(t->extras & CX__TASK_HAS_SLOT)) return NULL;
+  if (!cx__task_has_join_slot(t)) return NULL;
   return (cx_waker *)((char *)t + cx__task_layout_of(t->vtable, true).slot_off);
 }
 
-/* Where the debug block starts, for a layout computed with the task's own
- * join_slot flag. */
-static inline size_t cx__task_debug_off(const cx__task_layout *l) {
+/* Offset of the scheduler's extra block: after everything else. */
+static inline size_t cx__task_extra_off(const cx__task_layout *l) {
   return cx__align_up(l->size, 8);
 }
 
-/* The debug block, or NULL for an untracked task. */
-static inline void *cx__task_debug(cx__task *t) {
-  if (!(t->extras & CX__TASK_HAS_DEBUG)) return NULL;
-  cx__task_layout l =
-      cx__task_layout_of(t->vtable, (t->extras & CX__TASK_HAS_SLOT) != 0);
-  return (char *)t + cx__task_debug_off(&l);
+/* The scheduler's extra block (t->sched->task_extra bytes), or NULL when it
+ * keeps none. Any thread (t->sched and the layout never change). */
+static inline void *cx__task_extra(cx__task *t) {
+  if (t->sched->task_extra == 0) return NULL;
+  cx__task_layout l = cx__task_layout_of(t->vtable, cx__task_has_join_slot(t));
+  return (char *)t + cx__task_extra_off(&l);
 }
 
 /* Allocates a task holding a copy of `state` (vtable->state_size bytes; NULL
@@ -146,11 +151,6 @@ static inline void *cx__task_debug(cx__task *t) {
  * it (the queue's reference). */
 cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
                           cx__scheduler *sched, bool with_handle);
-/* The same, with a zeroed debug block (CX__TASK_DEBUG_SIZE bytes) after the
- * rest when `with_debug`. */
-cx__task *cx__task_create_ex(const cx_future_vtable *vtable, const void *state,
-                             cx__scheduler *sched, bool with_handle,
-                             bool with_debug);
 
 /* Frees a task that was never handed to anyone (spawn refused after the
  * allocation): no drop, no scheduler callback. */
