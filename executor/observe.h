@@ -9,9 +9,9 @@
  * implement these calls yet.
  *
  * Costs, in short:
- *   - nothing enabled (the default): one predictable branch per poll
- *     (`ex->obs != NULL`), one per task completion and per spawn; no memory
- *     per task;
+ *   - nothing enabled (the default): one predictable branch per tick of the
+ *     poll loop (`ex->obs != NULL`; the loop is compiled plain and
+ *     observed), one or two per spawn; no memory per task;
  *   - a task spawned through the named path (CX_SPAWN, cx_spawn_named) or
  *     on an executor with `track_tasks` carries a 96-byte debug block at the
  *     end of its allocation (name, spawn site, timestamps); other tasks do
