@@ -51,10 +51,15 @@ int bench_w1_spawn(void);
 int bench_w2_yield(void);
 int bench_w3_pingpong(void);
 int bench_w4_timers(void);
-int bench_w5_xwake(int busy);
+/* W5 modes: the thread parks (W5), spins (W5spin), spins beside a busy
+ * executor (W5busy). */
+enum { W5_PARK = 0, W5_SPIN = 1, W5_BUSY = 2 };
+int bench_w5_xwake(int mode);
 int bench_w6_idle_mem(void);
 int bench_limit_w1(void);
 int bench_limit_w2(void);
+int bench_limit_w4(void);
+int bench_limit_w5(void);
 
 /* The fixed sizes of BENCHMARKS.md. */
 #define W1_N 1000000u

@@ -1,8 +1,9 @@
 /*
  * The benchmark runner: bench <workload> [--limit]
  *   W1 W2 W3 W4 W5 W6   the workloads of BENCHMARKS.md, peer "cexec"
- *   W1 --limit, W2 --limit   the floor, peer "cexec_limit"
- *   W5busy              W5 with a busy executor (the syscall check)
+ *   W1|W2|W4|W5 --limit   the floor, peer "cexec_limit"
+ *   W5spin              W5 with a spinning thread instead of a parked one
+ *   W5busy              W5spin with a busy executor (the syscall check)
  * One JSON line per run on stdout; exit 1 when the result check fails.
  */
 #define _GNU_SOURCE
@@ -14,8 +15,8 @@
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: bench <W1|W2|W3|W4|W5|W5busy|W6> [--limit]\n"
-          "  --limit: the floor (peer cexec_limit), for W1 and W2 only\n");
+          "usage: bench <W1|W2|W3|W4|W5|W5spin|W5busy|W6> [--limit]\n"
+          "  --limit: the floor (peer cexec_limit), for W1, W2, W4, W5\n");
   return 2;
 }
 
@@ -34,14 +35,17 @@ int main(int argc, char **argv) {
   if (limit) {
     if (strcmp(w, "W1") == 0) return bench_limit_w1();
     if (strcmp(w, "W2") == 0) return bench_limit_w2();
+    if (strcmp(w, "W4") == 0) return bench_limit_w4();
+    if (strcmp(w, "W5") == 0) return bench_limit_w5();
     return usage();
   }
   if (strcmp(w, "W1") == 0) return bench_w1_spawn();
   if (strcmp(w, "W2") == 0) return bench_w2_yield();
   if (strcmp(w, "W3") == 0) return bench_w3_pingpong();
   if (strcmp(w, "W4") == 0) return bench_w4_timers();
-  if (strcmp(w, "W5") == 0) return bench_w5_xwake(0);
-  if (strcmp(w, "W5busy") == 0) return bench_w5_xwake(1);
+  if (strcmp(w, "W5") == 0) return bench_w5_xwake(W5_PARK);
+  if (strcmp(w, "W5spin") == 0) return bench_w5_xwake(W5_SPIN);
+  if (strcmp(w, "W5busy") == 0) return bench_w5_xwake(W5_BUSY);
   if (strcmp(w, "W6") == 0) return bench_w6_idle_mem();
   return usage();
 }

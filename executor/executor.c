@@ -156,7 +156,7 @@ int cx_executor_destroy(cx_executor *ex) {
    * coroutine that left a sleep registered) leaves a timer entry holding
    * its task's waker: release them, or those tasks (and so the executor)
    * would never be freed. */
-  while (ex->timers.root) cx_timer_entry_cancel(ex->timers.root);
+  cx_timers_cancel_all(&ex->timers);
   cx__leave(ex, saved);
   cx__ex_unref(ex);
   return CX_OK;

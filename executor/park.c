@@ -52,9 +52,6 @@ void cx__park(cx_executor *ex) {
   uint64_t deadline = cx_timers_next_deadline(&ex->timers);
   uint64_t timeout = CX_DRIVER_FOREVER;
   if (deadline != CX_DEADLINE_NONE) {
-    /* Idle time: do now the heap work the pop at the deadline would do.
-     * Before reading the clock, which the wait below is measured from. */
-    cx_timers_compact(&ex->timers);
     uint64_t now = cx_timers_now(&ex->timers);
     if (deadline <= now) return;
     timeout = deadline - now;

@@ -1,24 +1,32 @@
 /*
  * Fuzz harness: the timer driver (timer/timer.h) against a sorted model.
  *
- * One cx_timers over a manual clock, 48 plain entries and 8 cx_sleep
- * futures, each with a counting waker. Operations: register an entry
- * (deadlines in the past, now, the future, far away; re-registering a
- * registered entry), cancel one, advance the clock and fire, fire without
- * advancing, refresh the cached clock, compact the heap, poll a sleep
- * (cx_sleep_init_for / _until), drop a sleep. Wakes delivered by
- * cx_timers_fire may themselves register, re-register or cancel entries,
- * as real wake-ups can.
+ * One cx_timers over a manual clock, 96 plain entries and 8 cx_sleep
+ * futures, each with a counting waker, and a counting allocator. Operations:
+ * register an entry (deadlines in the past, now, the future, far away;
+ * re-registering a registered entry; with the allocation of the driver's
+ * arrays failing), cancel one, cancel all, advance the clock and fire, fire
+ * without advancing, refresh the cached clock, compact, poll a sleep
+ * (cx_sleep_init_for / _until, including until CX_DEADLINE_NONE), drop a
+ * sleep. Wakes delivered by cx_timers_fire may themselves register,
+ * re-register or cancel entries, as real wake-ups can; so may the waker
+ * drops of cx_timers_cancel_all.
  *
  * Checked: every wake the driver delivers is the model's earliest
  * registered timer by (deadline, registration order), is due (deadline <=
  * now), and fires once; cancelled or re-registered timers never fire and
  * their waker is dropped exactly once; after a fire nothing due is left;
- * cx_timers_count and cx_timers_next_deadline match the model; the heap is
- * well formed (every child ordered after its parent, back links right, the
- * entries in it exactly the registered ones); a sleep is ready exactly when
- * its deadline has passed (never early) and its timer fired or it was due
- * when polled; every waker reference is accounted for at the end.
+ * cancel_all drops every registered waker once, wakes none, returns how
+ * many it unregistered and leaves the driver empty; a register fails with
+ * CX_ENOMEM only when the driver had to grow and the allocation failed, and
+ * then changes nothing; cx_timers_count and cx_timers_next_deadline match
+ * the model; the heap is well formed (every node ordered after its parent,
+ * the slot table and heap positions agree both ways, free slots are free,
+ * the entries in it exactly the registered ones); a sleep is ready exactly
+ * when its deadline has passed (never early) and its timer fired or it was
+ * due when polled, and a sleep until CX_DEADLINE_NONE is never ready; every
+ * waker reference is accounted for at the end, and an empty driver holds
+ * no memory (no block live in the allocator).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,7 +45,8 @@
     if (!(cond)) FAIL(__VA_ARGS__); \
   } while (0)
 
-enum { N_ENT = 48, N_SLEEP = 8, N_REC = N_ENT + N_SLEEP };
+/* More entries than the driver's inline storage, so its arrays grow. */
+enum { N_ENT = 96, N_SLEEP = 8, N_REC = N_ENT + N_SLEEP };
 
 typedef struct tm_rec {
   int id;
@@ -53,6 +62,7 @@ typedef struct tm_rec {
 
 typedef struct tm_sleep_model {
   bool inited;
+  bool relative; /* sleep_for not polled yet */
   uint64_t deadline; /* CX_DEADLINE_NONE until resolved */
   uint64_t duration;
   bool fired;
@@ -69,6 +79,8 @@ typedef struct tm_world {
   tm_sleep_model sm[N_SLEEP];
   tm_rec rec[N_REC];
   bool firing;
+  bool cancelling_all;
+  size_t cancelled_by_all;
   uint64_t fire_now;
   size_t fired_in_call;
   int depth;
@@ -81,6 +93,7 @@ static uint64_t tm_clock(void *ctx) { return ((tm_world *)ctx)->now; }
 /* ---- counting wakers --------------------------------------------------- */
 
 static void tm_on_fire(tm_world *w, tm_rec *r);
+static void tm_on_cancel_all_drop(tm_world *w, tm_rec *r);
 
 static int tm_clone(const void *data, cx_waker *out);
 static void tm_wake(const void *data) {
@@ -99,6 +112,8 @@ static void tm_drop(const void *data) {
   r->drops++;
   r->refs--;
   CHECK(r->refs >= 0, "waker %d: more releases than references", r->id);
+  if (g_tw && g_tw->cancelling_all && g_tw->depth == 0)
+    tm_on_cancel_all_drop(g_tw, r);
 }
 static const cx_waker_vtable tm_vt = {tm_clone, tm_wake, tm_wake_by_ref,
                                       tm_drop};
@@ -160,50 +175,58 @@ FZ_NO_COVERAGE static int rec_of_entry(tm_world *w, const cx_timer_entry *e) {
 }
 
 FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
+  const cx_timers *t = &w->t;
   bool seen[N_REC] = {false};
-  size_t n = 0;
-  const cx_timer_entry *stack[N_REC + 1];
-  int sp = 0;
-  if (w->t.root) {
-    CHECK(w->t.root->prev == NULL && w->t.root->next == NULL,
-          "%s: heap root has siblings or a parent", where);
-    stack[sp++] = w->t.root;
-  }
-  while (sp > 0) {
-    const cx_timer_entry *e = stack[--sp];
-    int id = rec_of_entry(w, e);
+  size_t n = t->count;
+  CHECK(n <= t->cap && t->used_slots <= t->cap,
+        "%s: count %zu / used slots %u beyond capacity %zu", where, n,
+        t->used_slots, t->cap);
+  CHECK((t->block == NULL) == (t->cap == CX__TIMERS_INLINE),
+        "%s: capacity %zu with block %p", where, t->cap, t->block);
+  CHECK(n > 0 || t->block == NULL, "%s: an empty driver holds memory", where);
+  for (size_t i = 0; i < n; i++) {
+    cx__timer_node node = t->heap[i];
+    CHECK(node.slot < t->used_slots, "%s: node %zu has slot %llu of %u",
+          where, i, (unsigned long long)node.slot, t->used_slots);
+    CHECK(t->pos[node.slot] == i, "%s: slot %llu points at %u, not %zu",
+          where, (unsigned long long)node.slot, t->pos[node.slot], i);
+    const cx_timer_entry *e = t->slots[node.slot];
+    int id = e ? rec_of_entry(w, e) : -1;
     CHECK(id >= 0, "%s: heap holds an unknown entry", where);
-    CHECK(!seen[id], "%s: entry %d in the heap twice (cycle?)", where, id);
+    CHECK(!seen[id], "%s: entry %d in the heap twice", where, id);
     seen[id] = true;
-    n++;
-    CHECK(n <= N_REC, "%s: heap larger than the entries", where);
     tm_rec *r = &w->rec[id];
     CHECK(r->registered, "%s: entry %d in the heap but not registered", where,
           id);
-    CHECK(e->deadline == r->deadline && e->seq == r->seq,
+    CHECK(e->deadline == r->deadline && e->seq == r->seq &&
+              node.deadline == r->deadline && node.seq == r->seq,
           "%s: entry %d has the wrong deadline/seq", where, id);
-    CHECK(e->driver == &w->t, "%s: entry %d in the heap without its driver",
-          where, id);
-    const cx_timer_entry *prev = e;
-    for (const cx_timer_entry *c = e->child; c; c = c->next) {
-      CHECK(c->prev == prev, "%s: broken back link under entry %d", where, id);
-      int cid = rec_of_entry(w, c);
-      CHECK(cid >= 0 && !before(&w->rec[cid], r),
-            "%s: entry %d ordered before its parent %d", where, cid, id);
-      CHECK(sp < N_REC, "%s: heap walk overflow", where);
-      stack[sp++] = c;
-      prev = c;
+    CHECK(e->driver == t && e->slot == node.slot,
+          "%s: entry %d in the heap without its driver or slot", where, id);
+    if (i > 0) {
+      cx__timer_node p = t->heap[(i - 1) / 4];
+      CHECK(p.deadline < node.deadline ||
+                (p.deadline == node.deadline && p.seq < node.seq),
+            "%s: entry %d ordered before its parent", where, id);
     }
   }
-  CHECK(n == m_count(w) && n == cx_timers_count(&w->t),
+  /* The free slots: exactly the handed-out ones not in use. */
+  size_t nfree = 0;
+  for (uint32_t f = t->free_slot; f != UINT32_MAX; f = t->pos[f]) {
+    CHECK(f < t->used_slots && t->slots[f] == NULL,
+          "%s: free slot %u in use or never handed out", where, f);
+    CHECK(++nfree <= t->used_slots, "%s: free-slot list loops", where);
+  }
+  CHECK(nfree + n == t->used_slots, "%s: %zu free + %zu used != %u slots",
+        where, nfree, n, t->used_slots);
+  CHECK(n == m_count(w) && n == cx_timers_count(t),
         "%s: heap holds %zu entries, count %zu, model %zu", where, n,
-        cx_timers_count(&w->t), m_count(w));
+        cx_timers_count(t), m_count(w));
   for (int i = 0; i < N_REC; i++) {
     CHECK(seen[i] == w->rec[i].registered,
           "%s: registered entry %d missing from the heap", where, i);
-    if (i < N_ENT)
-      CHECK((w->ent[i].driver != NULL) == w->rec[i].registered,
-            "%s: entry %d driver link wrong", where, i);
+    CHECK((w->rec[i].entry->driver != NULL) == w->rec[i].registered,
+          "%s: entry %d driver link wrong", where, i);
   }
 }
 
@@ -243,16 +266,31 @@ static uint64_t pick_deadline(tm_world *w) {
   }
 }
 
-static void op_register(tm_world *w, int i) {
+/* fail_alloc: the allocation a growing driver makes fails. */
+static void op_register_ex(tm_world *w, int i, bool fail_alloc) {
   tm_rec *r = &w->rec[i];
   uint64_t d = pick_deadline(w);
   cx_waker wk = tm_new_waker(r);
-  m_register(w, r, d);
+  bool grows = !r->registered && w->t.count == w->t.cap;
+  if (fail_alloc) fz_alloc_fail_in(1);
   int rc = cx_timers_register(&w->t, &w->ent[i], d, &wk);
+  fz_alloc_fail_in(0);
+  if (fail_alloc && grows) {
+    CHECK(rc == CX_ENOMEM && !cx_waker_is_empty(&wk) && !r->registered &&
+              w->ent[i].driver == NULL,
+          "register into a full driver with a failing allocator gave %s",
+          cx_err_name(rc));
+    cx_waker_drop(&wk);
+    r->drops--; /* ours, not the driver's */
+    return;
+  }
+  m_register(w, r, d);
   CHECK(rc == CX_OK && cx_waker_is_empty(&wk), "register gave %s",
         cx_err_name(rc));
   CHECK(!w->ent[i].fired, "registered entry marked fired");
 }
+
+static void op_register(tm_world *w, int i) { op_register_ex(w, i, false); }
 
 static void op_cancel(tm_world *w, int i) {
   tm_rec *r = &w->rec[i];
@@ -297,6 +335,41 @@ static void tm_on_fire(tm_world *w, tm_rec *r) {
   w->depth--;
 }
 
+/* A waker dropped by cx_timers_cancel_all: its entry must already be out
+ * of the driver. The drop may cancel or register other entries. */
+static void tm_on_cancel_all_drop(tm_world *w, tm_rec *r) {
+  CHECK(r->registered, "cancel_all dropped the waker of entry %d, which was "
+                       "not registered", r->id);
+  CHECK(r->entry->driver == NULL && !r->entry->fired,
+        "cancel_all dropped entry %d's waker while it was still registered "
+        "(or marked it fired)", r->id);
+  r->registered = false;
+  r->expect_drops++;
+  w->cancelled_by_all++;
+  w->depth++;
+  uint8_t b = fz_u8(&w->in);
+  int j = (b >> 2) % N_ENT;
+  switch (b & 3) {
+    case 1: op_register(w, j); break;
+    case 2: op_cancel(w, j); break;
+    default: break;
+  }
+  w->depth--;
+}
+
+static void op_cancel_all(tm_world *w) {
+  w->cancelling_all = true;
+  w->cancelled_by_all = 0;
+  size_t n = cx_timers_cancel_all(&w->t);
+  w->cancelling_all = false;
+  CHECK(n == w->cancelled_by_all, "cancel_all returned %zu, dropped %zu", n,
+        w->cancelled_by_all);
+  CHECK(m_count(w) == 0 && cx_timers_count(&w->t) == 0 &&
+            w->t.block == NULL,
+        "cancel_all left %zu timers (model %zu) or memory",
+        cx_timers_count(&w->t), m_count(w));
+}
+
 static void op_fire(tm_world *w) {
   w->firing = true;
   w->fire_now = w->now;
@@ -321,11 +394,12 @@ static void op_sleep_poll(tm_world *w, int k) {
     if (b & 1) {
       sm->duration = (uint64_t)(b >> 1) * 20;
       sm->deadline = CX_DEADLINE_NONE;
+      sm->relative = true;
       cx_sleep_init_for(s, sm->duration);
     } else {
-      sm->deadline = pick_deadline(w);
-      if (sm->deadline == CX_DEADLINE_NONE) sm->deadline--;
+      sm->deadline = pick_deadline(w); /* CX_DEADLINE_NONE: never */
       sm->duration = 0;
+      sm->relative = false;
       cx_sleep_init_until(s, sm->deadline);
     }
     sm->inited = true;
@@ -336,13 +410,16 @@ static void op_sleep_poll(tm_world *w, int k) {
   if (sm->fired) {
     want_ready = true;
   } else {
-    if (sm->deadline == CX_DEADLINE_NONE) {
+    if (sm->relative) {
       w->cached = w->now; /* sleep_for reads the clock on its first poll */
       sm->deadline = sm->duration > CX_DEADLINE_NONE - 1 - w->cached
                          ? CX_DEADLINE_NONE - 1
                          : w->cached + sm->duration;
+      sm->relative = false;
     }
-    if (sm->deadline <= w->cached) {
+    if (sm->deadline == CX_DEADLINE_NONE) {
+      want_ready = false; /* never, and nothing registered */
+    } else if (sm->deadline <= w->cached) {
       m_unregister_dropped(r);
       sm->fired = true;
       want_ready = true;
@@ -391,6 +468,7 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
   if (w == NULL) return 0;
   g_tw = w;
   fz_input_init(&w->in, data, size);
+  fz_alloc_install(0);
   w->now = 1000000;
   cx_timers_init(&w->t, tm_clock, w);
   w->cached = w->now;
@@ -421,7 +499,14 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
         w->cached = w->now;
         CHECK(cx_timers_now(&w->t) == w->now, "cx_timers_now");
         break;
-      case 6: cx_timers_compact(&w->t); break;
+      case 6:
+        if (a & 1)
+          cx_timers_compact(&w->t); /* a no-op now */
+        else if (a & 2)
+          op_register_ex(w, (a >> 2) % N_ENT, true);
+        else if ((a & 0x3c) == 0) /* rarely: it empties the driver */
+          op_cancel_all(w);
+        break;
       case 7: op_sleep_poll(w, a % N_SLEEP); break;
       case 8: op_sleep_drop(w, a % N_SLEEP); break;
       default: { /* bad arguments leave everything as it was */
@@ -435,6 +520,11 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
         w->rec[a % N_ENT].drops--;
         CHECK(!cx_timer_entry_cancel(NULL), "cancel NULL");
         cx_timers_compact(NULL);
+        CHECK(cx_timers_cancel_all(NULL) == 0 && cx_timers_fire(NULL, 1) == 0 &&
+                  cx_timers_count(NULL) == 0 &&
+                  cx_timers_next_deadline(NULL) == CX_DEADLINE_NONE &&
+                  cx_timers_init(NULL, NULL, NULL) == CX_EINVAL,
+              "NULL driver");
         break;
       }
     }
@@ -446,7 +536,11 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
   for (int i = 0; i < N_ENT; i++) op_cancel(w, i);
   for (int k = 0; k < N_SLEEP; k++) op_sleep_drop(w, k);
   check_all(w, "end");
-  CHECK(cx_timers_count(&w->t) == 0 && w->t.root == NULL, "driver not empty");
+  CHECK(cx_timers_count(&w->t) == 0 && w->t.block == NULL,
+        "driver not empty");
+  fz_alloc_stats st = fz_alloc_stats_get();
+  CHECK(st.live == 0, "%lld blocks still allocated", (long long)st.live);
+  fz_alloc_uninstall();
   g_tw = NULL;
   free(w);
   return 0;

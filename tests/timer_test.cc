@@ -1,4 +1,4 @@
-// timer/: the pairing-heap driver over a manual clock, checked against a
+// timer/: the array-heap driver over a manual clock, checked against a
 // sorted model, and the sleep future polled by hand.
 #include <gtest/gtest.h>
 
@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "executor/combinators.h"
 #include "tests/testutil.h"
 #include "timer/timer.h"
 #include "waker/error.h"
@@ -21,31 +22,37 @@ namespace {
 using cxtest::CountingWaker;
 using cxtest::ManualClock;
 
-// Walks the heap and checks its shape: links agree both ways, no child
-// fires before its parent, every node belongs to t, the count is right and
-// there is no cycle. Returns a description of the first breach, or "".
+// Walks the heap and checks its shape: no node before its parent, heap
+// positions and slots agree both ways, every node's entry belongs to t, the
+// free slots are free, the count is right, and an empty driver holds no
+// memory. Returns a description of the first breach, or "".
 std::string CheckHeap(const cx_timers &t) {
-  if (t.root == nullptr) return t.count == 0 ? "" : "empty root, count > 0";
-  if (t.root->prev != nullptr || t.root->next != nullptr)
-    return "root has prev/next";
+  if (t.count > t.cap) return "count beyond capacity";
+  if (t.count == 0 && t.block != nullptr) return "empty driver holds memory";
   std::unordered_set<const cx_timer_entry *> seen;
-  std::vector<const cx_timer_entry *> stack = {t.root};
-  while (!stack.empty()) {
-    const cx_timer_entry *n = stack.back();
-    stack.pop_back();
-    if (!seen.insert(n).second) return "cycle";
-    if (n->driver != &t) return "node of another driver";
-    if (n->fired) return "registered node marked fired";
-    const cx_timer_entry *left = n;
-    for (const cx_timer_entry *c = n->child; c; c = c->next) {
-      if (c->prev != left) return "bad prev link";
-      if (std::tie(c->deadline, c->seq) < std::tie(n->deadline, n->seq))
+  for (size_t i = 0; i < t.count; i++) {
+    const cx__timer_node &n = t.heap[i];
+    if (n.slot >= t.used_slots) return "slot out of range";
+    if (t.pos[n.slot] != i) return "pos does not point back";
+    const cx_timer_entry *e = t.slots[n.slot];
+    if (e == nullptr) return "node of a free slot";
+    if (!seen.insert(e).second) return "entry twice";
+    if (e->driver != &t) return "node of another driver";
+    if (e->slot != n.slot) return "entry has another slot";
+    if (e->fired) return "registered node marked fired";
+    if (e->deadline != n.deadline || e->seq != n.seq) return "stale key";
+    if (i > 0) {
+      const cx__timer_node &p = t.heap[(i - 1) / 4];
+      if (std::tie(n.deadline, n.seq) < std::tie(p.deadline, p.seq))
         return "child before parent";
-      stack.push_back(c);
-      left = c;
     }
   }
-  if (seen.size() != t.count) return "count mismatch";
+  size_t free_slots = 0;
+  for (uint32_t f = t.free_slot; f != UINT32_MAX; f = t.pos[f]) {
+    if (f >= t.used_slots || t.slots[f] != nullptr) return "bad free slot";
+    if (++free_slots > t.used_slots) return "free list loops";
+  }
+  if (free_slots + t.count != t.used_slots) return "slots lost";
   return "";
 }
 
@@ -173,18 +180,26 @@ TEST_F(TimerTest, CancelOfUnregisteredEntries) {
 // ---- cancellation in every position
 // -------------------------------------------
 
-// Builds a heap with depth: 16 entries inserted in a scrambled order, then
-// the earliest fired so that the pairing passes link the rest into a tree.
+// Builds a heap with depth: kN entries (beyond the inline storage, so the
+// arrays were allocated) inserted in a scrambled order, then the earliest
+// fired. Cancelling at an index then needs the last node moved there and
+// sifted up or down.
 class TimerCancelTest : public TimerTest {
  protected:
+  static constexpr int kN = CX__TIMERS_INLINE + 36;  // coprime with 37
   void SetUp() override {
     TimerTest::SetUp();
-    const uint64_t order[16] = {9,  3,  14, 0, 7,  12, 5,  1,
-                                15, 10, 2,  8, 13, 4,  11, 6};
-    for (uint64_t d : order) Register(&en.e[d], 100 + d, en.w[d].get());
+    for (int k = 0; k < kN; k++) {
+      int d = (k * 37) % kN;
+      Register(&en.e[d], 100 + static_cast<uint64_t>(d), en.w[d].get());
+    }
     ASSERT_EQ(cx_timers_fire(&timers, 100), 1u);  // entry 0
     log.clear();
     ASSERT_EQ(CheckHeap(timers), "");
+    ASSERT_NE(timers.block, nullptr);
+  }
+  cx_timer_entry *AtIndex(size_t i) {
+    return timers.slots[timers.heap[i].slot];
   }
   // Cancels n, then checks the heap and that every other entry still fires
   // in deadline order.
@@ -196,44 +211,50 @@ class TimerCancelTest : public TimerTest {
     EXPECT_FALSE(n->fired);
     EXPECT_EQ(en.w[id]->drops(), 1);  // its waker was released, not woken
     EXPECT_EQ(en.w[id]->woken(), 0);
-    EXPECT_EQ(cx_timers_count(&timers), 14u);
+    EXPECT_EQ(cx_timers_count(&timers), size_t{kN - 2});
     EXPECT_EQ(CheckHeap(timers), "");
-    EXPECT_EQ(cx_timers_fire(&timers, 1000), 14u);
+    EXPECT_EQ(cx_timers_fire(&timers, 1000), size_t{kN - 2});
     std::vector<int> expected;
-    for (int i = 1; i < 16; i++)
+    for (int i = 1; i < kN; i++)
       if (i != id) expected.push_back(i);
     EXPECT_EQ(log, expected);
     for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
+    EXPECT_EQ(timers.block, nullptr);  // empty again: memory given back
   }
-  Entries en{16, &log};
+  Entries en{kN, &log};
 };
 
 TEST_F(TimerCancelTest, Root) {
-  ASSERT_EQ(timers.root, &en.e[1]);
-  CancelAndCheck(timers.root);
+  ASSERT_EQ(AtIndex(0), &en.e[1]);
+  CancelAndCheck(AtIndex(0));
   EXPECT_EQ(log.front(), 2);
 }
 
 TEST_F(TimerCancelTest, MiddleNode) {
-  // A node with both a parent/left sibling and children of its own.
-  cx_timer_entry *middle = nullptr;
-  for (cx_timer_entry &e : en.e)
-    if (e.driver && e.prev && e.child) middle = &e;
-  ASSERT_NE(middle, nullptr) << "the setup should build a deeper heap";
-  CancelAndCheck(middle);
+  // A node with a parent and children of its own.
+  ASSERT_GT(timers.count, 4u * 1 + 1);
+  CancelAndCheck(AtIndex(1));
 }
 
-TEST_F(TimerCancelTest, FirstChild) {
-  ASSERT_NE(timers.root->child, nullptr);
-  CancelAndCheck(timers.root->child);
+TEST_F(TimerCancelTest, LastChildOfTheRoot) {
+  CancelAndCheck(AtIndex(4));
 }
 
 TEST_F(TimerCancelTest, Leaf) {
-  cx_timer_entry *leaf = nullptr;
-  for (cx_timer_entry &e : en.e)
-    if (e.driver && e.prev && !e.child && !e.next) leaf = &e;
-  ASSERT_NE(leaf, nullptr);
-  CancelAndCheck(leaf);
+  CancelAndCheck(AtIndex(timers.count - 1));
+}
+
+TEST_F(TimerCancelTest, EveryIndex) {
+  // Whatever the position, the rest still fires in order.
+  for (size_t i = 0; i < static_cast<size_t>(kN - 1); i++) {
+    if (i > 0) {  // the driver is empty again: build the same heap anew
+      for (auto &w : en.w) w = std::make_unique<CountingWaker>(w->id(), &log);
+      log.clear();
+      SetUp();
+    }
+    SCOPED_TRACE(i);
+    CancelAndCheck(AtIndex(i));
+  }
 }
 
 // ---- re-registration -------------------------------------------------------
@@ -334,33 +355,99 @@ TEST_F(TimerTest, AWakeMayReRegisterItsOwnEntry) {
   EXPECT_EQ(next_target.refs(), 0);
 }
 
-// ---- compaction
-// ----------------------------------------------------------------
+// ---- compaction (a no-op kept for the executor) and growth -----------------
 
-TEST_F(TimerTest, CompactKeepsTheRootAndTheOrder) {
+TEST_F(TimerTest, CompactChangesNothing) {
   cx_timers_compact(nullptr);  // no-ops
   cx_timers_compact(&timers);
   Entries en(100, &log);
-  // Entry 0 comes first and is never beaten, so the 99 others all hang off
-  // the root as one long sibling list: the worst case for the next pop.
   for (int i = 0; i < 100; i++)
     Register(&en.e[i], 1000 + static_cast<uint64_t>(i % 7), en.w[i].get());
-  cx_timer_entry *root = timers.root;
-  ASSERT_EQ(root, &en.e[0]);
   cx_timers_compact(&timers);
-  EXPECT_EQ(timers.root, root);
-  ASSERT_NE(root->child, nullptr);
-  EXPECT_EQ(root->child->next, nullptr);  // one tree under the root now
   EXPECT_EQ(cx_timers_count(&timers), 100u);
   EXPECT_EQ(cx_timers_next_deadline(&timers), 1000u);
-  EXPECT_EQ(CheckHeap(timers), "");
-  cx_timers_compact(&timers);  // again: nothing to do
   EXPECT_EQ(CheckHeap(timers), "");
   EXPECT_EQ(cx_timers_fire(&timers, 2000), 100u);
   std::vector<int> expected;  // by deadline (i % 7), ties by registration
   for (int d = 0; d < 7; d++)
     for (int i = d; i < 100; i += 7) expected.push_back(i);
   EXPECT_EQ(log, expected);
+}
+
+TEST(TimerMemory, InlineFirstThenGrowsAndGivesItAllBack) {
+  cxtest::ScopedCountingAllocator alloc;
+  ManualClock clock;
+  cx_timers t;
+  ASSERT_EQ(cx_timers_init(&t, clock.fn(), clock.ctx()), CX_OK);
+  std::vector<int> log;
+  Entries en(1000, &log);
+  for (int i = 0; i < CX__TIMERS_INLINE; i++) {
+    cx_waker w = en.w[i]->Make();
+    ASSERT_EQ(cx_timers_register(&t, &en.e[i], 5, &w), CX_OK);
+  }
+  EXPECT_EQ(alloc.allocs(), 0u);  // a few timers: no allocation
+  for (int i = CX__TIMERS_INLINE; i < 1000; i++) {
+    cx_waker w = en.w[i]->Make();
+    ASSERT_EQ(cx_timers_register(&t, &en.e[i], 1000 - i, &w), CX_OK);
+  }
+  EXPECT_EQ(alloc.live(), 1u);  // one block, grown by doubling
+  EXPECT_GE(t.cap, 1000u);
+  EXPECT_EQ(CheckHeap(t), "");
+  for (int i = 0; i < 1000; i += 2)
+    EXPECT_TRUE(cx_timer_entry_cancel(&en.e[i]));
+  EXPECT_EQ(CheckHeap(t), "");
+  EXPECT_EQ(cx_timers_fire(&t, 2000), 500u);
+  EXPECT_EQ(alloc.live(), 0u);  // empty: nothing held
+  EXPECT_EQ(alloc.bad_frees(), 0u);
+  EXPECT_EQ(t.cap, size_t{CX__TIMERS_INLINE});
+  for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
+}
+
+TEST(TimerMemory, RegisterFailsWithENOMEMAndChangesNothing) {
+  cxtest::ScopedCountingAllocator alloc;
+  ManualClock clock;
+  cx_timers t;
+  ASSERT_EQ(cx_timers_init(&t, clock.fn(), clock.ctx()), CX_OK);
+  std::vector<int> log;
+  Entries en(CX__TIMERS_INLINE + 1, &log);
+  for (int i = 0; i < CX__TIMERS_INLINE; i++) {
+    cx_waker w = en.w[i]->Make();
+    ASSERT_EQ(cx_timers_register(&t, &en.e[i], 10 + i, &w), CX_OK);
+  }
+  EXPECT_EQ(alloc.allocs(), 0u);
+  alloc.FailAfter(0);
+  cx_timer_entry &extra = en.e[CX__TIMERS_INLINE];
+  cx_waker w = en.w[CX__TIMERS_INLINE]->Make();
+  uint64_t seq = t.next_seq;
+  EXPECT_EQ(cx_timers_register(&t, &extra, 1, &w), CX_ENOMEM);
+  EXPECT_FALSE(cx_waker_is_empty(&w));  // still the caller's
+  EXPECT_EQ(extra.driver, nullptr);
+  EXPECT_EQ(t.next_seq, seq);
+  EXPECT_EQ(cx_timers_count(&t), size_t{CX__TIMERS_INLINE});
+  // Re-registering an entry already in the driver needs no memory.
+  cx_waker w0 = en.w[0]->Make();
+  EXPECT_EQ(cx_timers_register(&t, &en.e[0], 100, &w0), CX_OK);
+  EXPECT_EQ(en.w[0]->drops(), 1);  // the old waker
+  EXPECT_EQ(CheckHeap(t), "");
+  // The sleep future reports it as its result.
+  cx_sleep s;
+  cx_sleep_init_until(&s, 50);
+  CountingWaker task;
+  cx_waker borrowed = task.Borrowed();
+  cx_context cx = {&borrowed, nullptr, &t, nullptr};
+  int result = 0;
+  EXPECT_EQ(cx_sleep_poll(&s, &cx, &result), CX_READY);
+  EXPECT_EQ(result, CX_ENOMEM);
+  EXPECT_EQ(task.refs(), 0);  // its clone was dropped
+  alloc.FailNever();
+  EXPECT_EQ(cx_timers_register(&t, &extra, 1, &w), CX_OK);
+  EXPECT_EQ(cx_timers_fire(&t, 1000), size_t{CX__TIMERS_INLINE + 1});
+  std::vector<int> expected = {CX__TIMERS_INLINE};  // deadline 1
+  for (int i = 1; i < CX__TIMERS_INLINE; i++) expected.push_back(i);
+  expected.push_back(0);  // re-registered at 100
+  EXPECT_EQ(log, expected);
+  EXPECT_EQ(alloc.live(), 0u);
+  for (auto &cw : en.w) EXPECT_EQ(cw->refs(), 0);
 }
 
 // ---- random operations against a model -------------------------------------
@@ -393,7 +480,7 @@ TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
       EXPECT_EQ(cx_timer_entry_cancel(&en.e[i]), bool(in_model[i]));
       if (in_model[i]) model.erase(key[i]);
       in_model[i] = false;
-    } else if (kind == 9) {  // restructure ahead of time: nothing visible
+    } else if (kind == 9) {  // a no-op now: nothing visible
       cx_timers_compact(&timers);
     } else {  // time passes; fire what is due
       now += rng() % 100;
@@ -632,6 +719,196 @@ TEST_F(SleepTest, AsASpawnableFuture) {
   EXPECT_EQ(cx_sleep_vtable.poll(&s2, &cx, &out), CX_READY);
   EXPECT_EQ(out, CX_OK);
   cx_sleep_vtable.drop(&s2);
+}
+
+// ---- "until no deadline"
+// -----------------------------------------------------
+
+TEST_F(SleepTest, UntilNoDeadlineNeverCompletes) {
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_until(&s, CX_DEADLINE_NONE);
+  int result = 12345;
+  for (uint64_t now : {uint64_t{0}, uint64_t{1} << 40, CX_DEADLINE_NONE - 1}) {
+    clock.Set(now);
+    cx_timers_now(&timers);
+    EXPECT_EQ(Poll(&s, task, &result), CX_PENDING) << now;
+    EXPECT_EQ(cx_timers_fire(&timers, now), 0u);
+  }
+  EXPECT_EQ(result, 12345);  // untouched: it never completed
+  EXPECT_EQ(cx_sleep_deadline(&s), CX_DEADLINE_NONE);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);  // nothing to fire, ever
+  EXPECT_EQ(task.clones(), 0);
+  cx_sleep_drop(&s);
+  cx_sleep_drop(&s);
+}
+
+TEST_F(SleepTest, ForTheLongestDurationStillEnds) {
+  // sleep_for saturates one short of "no deadline": it is registered.
+  CountingWaker task;
+  cx_sleep s;
+  cx_sleep_init_for(&s, CX_DEADLINE_NONE);
+  int result = 1;
+  EXPECT_EQ(Poll(&s, task, &result), CX_PENDING);
+  EXPECT_EQ(cx_sleep_deadline(&s), CX_DEADLINE_NONE - 1);
+  EXPECT_EQ(cx_timers_count(&timers), 1u);
+  EXPECT_EQ(cx_timers_fire(&timers, CX_DEADLINE_NONE - 1), 1u);
+  EXPECT_EQ(Poll(&s, task, &result), CX_READY);
+  EXPECT_EQ(result, CX_OK);
+}
+
+TEST_F(SleepTest, TimeoutUntilNoDeadlineNeverTimesOut) {
+  cxtest::Stats stats;
+  cxtest::Never never = {CX_WAKER_EMPTY, &stats};
+  int inner_out = 0;
+  cx_timeout to;
+  ASSERT_EQ(cx_timeout_init_until(&to, cx_future{&cxtest::kNeverVt, &never},
+                                  &inner_out, CX_DEADLINE_NONE),
+            CX_OK);
+  CountingWaker task;
+  cx_waker w = task.Borrowed();
+  cx_context cx = {&w, nullptr, &timers, nullptr};
+  int result = 12345;
+  for (uint64_t now : {uint64_t{0}, uint64_t{1} << 50, CX_DEADLINE_NONE - 1}) {
+    clock.Set(now);
+    cx_timers_now(&timers);
+    cx_timers_fire(&timers, now);
+    EXPECT_EQ(cx_timeout_poll(&to, &cx, &result), CX_PENDING) << now;
+  }
+  EXPECT_EQ(result, 12345);
+  EXPECT_EQ(stats.polls, 3);  // the inner future is still being polled
+  cx_timeout_drop(&to);
+  EXPECT_EQ(stats.drops, 1);
+  EXPECT_EQ(task.refs(), 0);
+}
+
+// ---- NULL arguments: the whole surface
+// ---------------------------------------
+
+TEST(TimerNulls, EveryFunctionHandlesNull) {
+  // One rule (timer.h): error-returning functions give CX_EINVAL, the
+  // others act on NULL as on an empty driver or an unregistered entry.
+  EXPECT_EQ(cx_timers_init(nullptr, nullptr, nullptr), CX_EINVAL);
+  uint64_t before = cx_clock_now();
+  uint64_t now = cx_timers_now(nullptr);  // the default clock
+  EXPECT_LE(before, now);
+  EXPECT_LE(now, cx_clock_now());
+  cx_timer_entry_init(nullptr);
+  cx_waker w = CX_WAKER_EMPTY;
+  cx_timers t;
+  ASSERT_EQ(cx_timers_init(&t, nullptr, nullptr), CX_OK);
+  cx_timer_entry e;
+  cx_timer_entry_init(&e);
+  EXPECT_EQ(cx_timers_register(nullptr, &e, 1, &w), CX_EINVAL);
+  EXPECT_EQ(cx_timers_register(&t, nullptr, 1, &w), CX_EINVAL);
+  EXPECT_EQ(cx_timers_register(&t, &e, 1, nullptr), CX_EINVAL);
+  EXPECT_FALSE(cx_timer_entry_cancel(nullptr));
+  EXPECT_EQ(cx_timers_cancel_all(nullptr), 0u);
+  EXPECT_EQ(cx_timers_next_deadline(nullptr), CX_DEADLINE_NONE);
+  cx_timers_compact(nullptr);
+  EXPECT_EQ(cx_timers_fire(nullptr, CX_DEADLINE_NONE - 1), 0u);
+  EXPECT_EQ(cx_timers_count(nullptr), 0u);
+  cx_sleep_init_for(nullptr, 5);
+  cx_sleep_init_until(nullptr, 5);
+  int result = 0;
+  EXPECT_EQ(cx_sleep_poll(nullptr, nullptr, &result), CX_READY);
+  EXPECT_EQ(result, CX_EINVAL);
+  cx_sleep_drop(nullptr);
+  EXPECT_EQ(cx_sleep_deadline(nullptr), CX_DEADLINE_NONE);
+  EXPECT_EQ(cx_timers_count(&t), 0u);
+}
+
+// ---- cancel_all
+// ------------------------------------------------------------------
+
+// A registration whose waker owns the memory holding its entry, as a task
+// does: dropping the waker frees the entry (ASan sees any later use). The
+// drop may also cancel another holder's entry, or register a fresh one.
+struct Holder {
+  cx_timer_entry e;
+  cx_timers *t = nullptr;
+  Holder *cancel_on_drop = nullptr;
+  Holder *register_on_drop = nullptr;
+  int *drops = nullptr;
+  int *wakes = nullptr;
+  static int Clone(const void *, cx_waker *out) {
+    *out = CX_WAKER_EMPTY;
+    return CX_EOVERFLOW;  // never cloned by the driver
+  }
+  static void Wake(const void *data) {
+    auto *h = static_cast<Holder *>(const_cast<void *>(data));
+    ++*h->wakes;
+    delete h;
+  }
+  static void WakeByRef(const void *) {}
+  static void Drop(const void *data) {
+    auto *h = static_cast<Holder *>(const_cast<void *>(data));
+    ++*h->drops;
+    Holder *c = h->cancel_on_drop, *r = h->register_on_drop;
+    cx_timers *t = h->t;
+    delete h;  // the entry goes with it
+    if (c) cx_timer_entry_cancel(&c->e);
+    if (r) {
+      cx_waker w = r->Waker();
+      EXPECT_EQ(cx_timers_register(t, &r->e, 7, &w), CX_OK);
+    }
+  }
+  static const cx_waker_vtable kVt;
+  cx_waker Waker() { return cx_waker{&kVt, this}; }
+  Holder(cx_timers *timers, int *d, int *wk) : t(timers), drops(d), wakes(wk) {
+    cx_timer_entry_init(&e);
+  }
+};
+const cx_waker_vtable Holder::kVt = {Holder::Clone, Holder::Wake,
+                                     Holder::WakeByRef, Holder::Drop};
+
+TEST_F(TimerTest, CancelAllDropsEveryWakerAndFiresNone) {
+  CountingWaker target;
+  Entries en(10, &log);
+  for (int i = 0; i < 10; i++)
+    Register(&en.e[i], 100 + static_cast<uint64_t>(i % 3), en.w[i].get());
+  EXPECT_EQ(cx_timers_cancel_all(&timers), 10u);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(cx_timers_next_deadline(&timers), CX_DEADLINE_NONE);
+  EXPECT_EQ(timers.block, nullptr);  // memory given back
+  EXPECT_TRUE(log.empty());          // nothing woken
+  for (int i = 0; i < 10; i++) {
+    EXPECT_EQ(en.e[i].driver, nullptr);
+    EXPECT_FALSE(en.e[i].fired);
+    EXPECT_EQ(en.w[i]->drops(), 1);
+    EXPECT_EQ(en.w[i]->refs(), 0);
+    EXPECT_FALSE(cx_timer_entry_cancel(&en.e[i]));
+  }
+  EXPECT_EQ(cx_timers_cancel_all(&timers), 0u);  // empty: nothing to do
+  // The driver is usable again.
+  Register(&en.e[0], 5, en.w[0].get());
+  EXPECT_EQ(cx_timers_fire(&timers, 5), 1u);
+  EXPECT_EQ(log, std::vector<int>{0});
+}
+
+TEST_F(TimerTest, CancelAllWhenDropsFreeEntriesAndReenter) {
+  cxtest::ScopedCountingAllocator alloc;  // the driver's block must go too
+  int drops = 0, wakes = 0;
+  std::vector<Holder *> h;
+  for (int i = 0; i < 40; i++) h.push_back(new Holder(&timers, &drops, &wakes));
+  // Holder 39 is the last node (latest deadline): cancel_all drops it
+  // first, and that drop cancels holder 0 (freeing it) and registers a
+  // fresh holder, which the loop then cancels as well.
+  Holder *fresh = new Holder(&timers, &drops, &wakes);
+  h[39]->cancel_on_drop = h[0];
+  h[39]->register_on_drop = fresh;
+  for (int i = 0; i < 40; i++) {
+    cx_waker w = h[i]->Waker();
+    ASSERT_EQ(cx_timers_register(&timers, &h[i]->e, 100 + i, &w), CX_OK);
+  }
+  ASSERT_EQ(CheckHeap(timers), "");
+  // 40 registered; holder 0 is cancelled from a drop (not counted), fresh
+  // is registered from one (counted): 40 - 1 + 1.
+  EXPECT_EQ(cx_timers_cancel_all(&timers), 40u);
+  EXPECT_EQ(drops, 41);
+  EXPECT_EQ(wakes, 0);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
+  EXPECT_EQ(alloc.live(), 0u);
 }
 
 }  // namespace

@@ -2,17 +2,38 @@
  * Timers: a monotonic clock, the timer driver an executor owns, and the
  * sleep future.
  *
- * The driver (cx_timers) is an intrusive pairing heap of cx_timer_entry
- * nodes ordered by (deadline, registration order): registering is O(1) and
- * allocates nothing, the earliest deadline is always at the root, and an
- * entry can be cancelled in place. No thread is ever started for a timer:
- * the executor asks the driver for the next deadline and parks until then
- * (or until a wake arrives), then fires what is due. docs/design.md explains
- * why a heap and not a wheel.
+ * The driver (cx_timers) is a 4-ary min-heap, kept in an array, of
+ * (deadline, registration order, slot) nodes; a slot table maps each
+ * registration to its entry (cx_timer_entry, which lives in
+ * the future that owns it) and to its place in the heap, so an entry can be
+ * cancelled in place in O(log n). The earliest deadline is always at the
+ * root. Deadlines are exact (no tick); equal deadlines fire in registration
+ * order. No thread is ever started for a timer: the executor asks the driver
+ * for the next deadline and parks until then (or until a wake arrives), then
+ * fires what is due. docs/design.md explains why an array heap.
+ *
+ * Memory. The first CX__TIMERS_INLINE (64) registrations live inside
+ * cx_timers (36 bytes each), so an executor with a few dozen sleeping tasks
+ * never allocates for its timers; beyond that the arrays are allocated with
+ * cx_alloc (doubling), so
+ * cx_timers_register can fail with CX_ENOMEM (and cx_sleep_poll then
+ * completes with CX_ENOMEM). The storage is released whenever the driver
+ * becomes empty (every timer fired or cancelled, or cx_timers_cancel_all):
+ * an empty driver holds no memory and needs no destroy function. A driver
+ * points into itself: it must not be moved after cx_timers_init.
+ *
+ * NULL arguments, one rule for the whole header: no function crashes on a
+ * NULL pointer. A function that returns an error code returns CX_EINVAL (and
+ * changes nothing); every other function treats NULL as an empty object: it
+ * does nothing and returns what an empty driver or an unregistered entry
+ * would (0, false, CX_DEADLINE_NONE), as each function says.
  *
  * Thread-safety: a cx_timers and its entries belong to the thread running
  * the executor that owns them (sleep futures are polled and dropped there).
- * cx_clock_now() may be called from any thread.
+ * Each registered entry records its driver (entry->driver), so a future
+ * multi-threaded runtime can find, and lock, the driver of a sleep that is
+ * dropped or polled on another worker. cx_clock_now() may be called from
+ * any thread.
  *
  * Times are nanoseconds on the driver's clock; by default CLOCK_MONOTONIC,
  * the same clock as cx_clock_now().
@@ -36,74 +57,109 @@ uint64_t cx_clock_now(void);
 #define CX_NSEC_PER_USEC UINT64_C(1000)
 #define CX_NSEC_PER_MSEC UINT64_C(1000000)
 #define CX_NSEC_PER_SEC UINT64_C(1000000000)
+/* "No deadline": a driver with no timer reports it, and a sleep until it
+ * never completes. */
 #define CX_DEADLINE_NONE UINT64_MAX
 
 /* A registration in the driver. Lives inside the future that owns it; it
  * must not move while registered. Treat the fields as private. */
 typedef struct cx_timer_entry {
   uint64_t deadline;
-  uint64_t seq; /* registration order: FIFO among equal deadlines */
-  struct cx_timer_entry *child, *next, *prev; /* pairing-heap links */
-  struct cx_timers *driver;                   /* NULL when not registered */
+  uint64_t seq;             /* registration order: FIFO among equal deadlines */
+  struct cx_timers *driver; /* NULL when not registered */
   cx_waker waker;
+  uint32_t slot; /* index in driver's slot table while registered */
   bool fired;
 } cx_timer_entry;
 
 typedef uint64_t (*cx_clock_fn)(void *ctx);
 
+/* Private: a heap node, a slot, and the inline storage of a driver. */
+typedef struct cx__timer_node {
+  uint64_t deadline;
+  uint64_t seq;  /* the entry's registration order (ties) */
+  uint64_t slot; /* index in the slot table */
+} cx__timer_node;
+#define CX__TIMERS_INLINE 64
+
 typedef struct cx_timers {
-  cx_timer_entry *root;
+  cx__timer_node *heap;   /* count nodes: heap[0] is the earliest */
+  cx_timer_entry **slots; /* slot -> its entry (NULL when free) */
+  uint32_t *pos; /* slot -> heap index; for a free slot, the next free one */
   size_t count;
+  size_t cap;          /* of heap, slots and pos */
+  uint32_t free_slot;  /* head of the free-slot list (UINT32_MAX: none) */
+  uint32_t used_slots; /* slots [0, used_slots) were handed out */
+  void *block;         /* the allocated arrays, or NULL (inline) */
+  size_t block_size;
   uint64_t next_seq;
   uint64_t now; /* cached clock reading, refreshed by cx_timers_now() */
   cx_clock_fn clock;
   void *clock_ctx;
+  cx__timer_node inline_heap[CX__TIMERS_INLINE];
+  cx_timer_entry *inline_slots[CX__TIMERS_INLINE];
+  uint32_t inline_pos[CX__TIMERS_INLINE];
 } cx_timers;
 
-/* Initialises an empty driver over `clock` (NULL: cx_clock_now). */
-void cx_timers_init(cx_timers *t, cx_clock_fn clock, void *clock_ctx);
+/* Initialises an empty driver over `clock` (NULL: cx_clock_now) and reads
+ * the clock once. Allocates nothing. Returns CX_OK, or CX_EINVAL if t is
+ * NULL. */
+int cx_timers_init(cx_timers *t, cx_clock_fn clock, void *clock_ctx);
 
-/* Reads the clock, caches it in t->now and returns it. */
+/* Reads the clock, caches it in t->now and returns it. NULL: returns
+ * cx_clock_now() (the clock of a driver initialised with no clock). */
 uint64_t cx_timers_now(cx_timers *t);
 
-/* Initialises an entry as not registered. */
+/* Initialises an entry as not registered. NULL: no-op. */
 void cx_timer_entry_init(cx_timer_entry *e);
 
 /* Registers e to fire at `deadline`, taking ownership of `waker` (moved in:
- * the caller's value is emptied). If e is already registered it is first
- * cancelled (its old waker dropped). Returns CX_EINVAL for NULL arguments
- * (the waker is then left with the caller). */
+ * the caller's value is emptied). If e is already registered in t it moves
+ * to its new place in the order (its old waker dropped) without allocating;
+ * if registered in another driver it is cancelled there first. Returns
+ * CX_EINVAL for NULL arguments, CX_ENOMEM if the driver's arrays could not
+ * grow; on error the waker is left with the caller and e is unchanged. */
 int cx_timers_register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
                        cx_waker *waker);
 
 /* Unregisters e (if registered) and drops its waker. Returns true if it was
- * registered. Safe on a fired or never-registered entry. */
+ * registered. Safe on a fired or never-registered entry; NULL: false. */
 bool cx_timer_entry_cancel(cx_timer_entry *e);
 
-/* Earliest registered deadline, or CX_DEADLINE_NONE when empty. */
+/* Unregisters every entry and drops its waker, without firing any (their
+ * `fired` flag stays false); returns how many. Then the driver is empty and
+ * holds no memory. For an owner that goes away (an executor's destroy):
+ * dropping a waker may free the task whose state holds the entry, and may
+ * cancel or register other entries; each entry is unlinked before its
+ * waker is dropped, and the loop runs until the driver is empty. NULL: 0. */
+size_t cx_timers_cancel_all(cx_timers *t);
+
+/* Earliest registered deadline, or CX_DEADLINE_NONE when empty or NULL. */
 uint64_t cx_timers_next_deadline(const cx_timers *t);
 
-/* Does ahead of time the restructuring the next pops would do: melds the
- * root's children (the entries registered since the last pop or compaction,
- * O(1) each) into one tree. Costs O(those entries) now, so that popping the
- * root when its deadline comes costs O(log n) instead of O(n). The executor
- * calls it before parking until a deadline; NULL or empty: no-op. */
+/* Kept for the executor's park: the array heap has no deferred work, so
+ * this does nothing (the pairing heap it replaced melded its pending
+ * children here). */
 void cx_timers_compact(cx_timers *t);
 
 /* Fires, in (deadline, registration) order, every entry whose deadline is
  * <= now: unregisters it, sets its `fired` flag and wakes (consumes) its
  * waker. Returns how many fired. Entries registered by those wakes with a
- * deadline <= now fire in the same call. */
+ * deadline <= now fire in the same call. Never allocates. NULL: 0. */
 size_t cx_timers_fire(cx_timers *t, uint64_t now);
 
+/* Registered entries. NULL: 0. */
 static inline size_t cx_timers_count(const cx_timers *t) {
-  return t->count;
+  return t ? t->count : 0;
 }
 
 /*
  * The sleep future. Output: an int, CX_OK when the deadline has passed, or
- * CX_ENOTSUP when polled without a timer driver (cx->timers == NULL), or the
- * waker's clone error. Dropping it before it fires cancels its timer.
+ * CX_ENOTSUP when polled without a timer driver (cx->timers == NULL), or
+ * CX_ENOMEM when the driver could not grow, or the waker's clone error, or
+ * CX_EINVAL for a NULL sleep, context or waker. Dropping it before it fires
+ * cancels its timer. A sleep until CX_DEADLINE_NONE never completes (and
+ * registers nothing).
  *
  * Embed a cx_sleep in your own future's state and call cx_sleep_poll /
  * cx_sleep_drop, or spawn it directly with cx_sleep_vtable.
@@ -112,23 +168,27 @@ typedef struct cx_sleep {
   cx_timer_entry entry;
   uint64_t deadline; /* CX_DEADLINE_NONE until resolved (sleep_for) */
   uint64_t duration;
+  bool relative; /* sleep_for not polled yet: deadline not computed */
 } cx_sleep;
 
-/* Sleep `ns` nanoseconds counted from the first poll. */
+/* Sleep `ns` nanoseconds counted from the first poll (saturating one short
+ * of CX_DEADLINE_NONE, so a sleep_for always ends). NULL: no-op. */
 void cx_sleep_init_for(cx_sleep *s, uint64_t ns);
-/* Sleep until the driver's clock reads at least `deadline_ns`. */
+/* Sleep until the driver's clock reads at least `deadline_ns`;
+ * CX_DEADLINE_NONE: never. NULL: no-op. */
 void cx_sleep_init_until(cx_sleep *s, uint64_t deadline_ns);
 
 /* Polls: CX_READY with *result set, or CX_PENDING with the current task's
  * waker registered. `result` may be NULL. */
 cx_poll cx_sleep_poll(cx_sleep *s, cx_context *cx, int *result);
 
-/* Cancels the timer if registered. Idempotent. */
+/* Cancels the timer if registered. Idempotent. NULL: no-op. */
 void cx_sleep_drop(cx_sleep *s);
 
-/* The deadline (CX_DEADLINE_NONE before the first poll of a sleep_for). */
+/* The deadline (CX_DEADLINE_NONE before the first poll of a sleep_for).
+ * NULL: CX_DEADLINE_NONE. */
 static inline uint64_t cx_sleep_deadline(const cx_sleep *s) {
-  return s->deadline;
+  return s ? s->deadline : CX_DEADLINE_NONE;
 }
 
 /* cx_sleep as a spawnable future: state cx_sleep, output int. */
