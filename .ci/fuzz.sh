@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 HARNESSES=("$@")
 if [ ${#HARNESSES[@]} -eq 0 ]; then
-  HARNESSES=(task_lifecycle channel timer async_channel)
+  HARNESSES=(task_lifecycle channel timer async_channel io)
 fi
 
 # Longest input per harness: enough for a few hundred operations.
@@ -32,6 +32,7 @@ max_len() {
     channel) echo 512 ;;
     timer) echo 1024 ;;
     async_channel) echo 1024 ;;
+    io) echo 800 ;;
     *) echo 1024 ;;
   esac
 }

@@ -8,18 +8,20 @@
  *   +-------------------------------------------+
  *   | ring buffer: head, len / capacity         | <- recv pops, then hands
  *   | rx_waker (+ rx_owner: which recv stored)  |    the freed slot to the
- *   | wait_head -> send -> send -> wait_tail    |    first waiting sender
+ *   | waiters: send <-> send <-> send (FIFO)    |    first waiting sender
  *   | senders, rx_alive, blocked thread counts  |
  *   +-------------------------------------------+
  *
- * Waiting senders are their own send futures, linked through prev/next: no
- * allocation. Taking an item out "notifies" the first waiting sender: it is
- * unlinked, flagged `notified`, and its waker is taken out to be woken. The
- * flag is the turn it owes: if it is dropped before re-polling it hands the
- * turn to the next sender; if it re-polls and the room was taken meanwhile
- * (try_send and blocking senders do not queue) it goes back to the head.
- * Every successful send that leaves room while senders still wait notifies
- * one more, so a free slot never sits next to a sleeping sender.
+ * Waiting senders are their own send futures, linked through an intrusive
+ * list node (internal/list.h): no allocation. The items sit in a ring
+ * (internal/ring.h) that follows the header in the same allocation. Taking an
+ * item out "notifies" the first waiting sender: it is unlinked, flagged
+ * `notified`, and its waker is taken out to be woken. The flag is the turn it
+ * owes: if it is dropped before re-polling it hands the turn to the next
+ * sender; if it re-polls and the room was taken meanwhile (try_send and
+ * blocking senders do not queue) it goes back to the head. Every successful
+ * send that leaves room while senders still wait notifies one more, so a free
+ * slot never sits next to a sleeping sender.
  *
  * Wakers are woken and dropped only after the mutex is released (a wake may
  * run arbitrary code, and dropping the last reference to a task frees it):
@@ -42,25 +44,25 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "executor/internal/ring.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 typedef struct cx__achan {
   pthread_mutex_t mu;
   pthread_cond_t not_full;  /* threads blocked in send_blocking */
   pthread_cond_t not_empty; /* threads blocked in recv_blocking */
-  size_t item_size, capacity;
-  size_t head, len;
+  cx__ring ring;            /* its storage follows the header */
   size_t senders;
   bool rx_alive; /* the receiver was not dropped: sends can succeed */
   bool rx_held;  /* the receiver handle still holds the memory */
   size_t blocked_senders, blocked_receivers;
   cx_waker rx_waker;
   const cx_achan_recv *rx_owner; /* the recv future that stored rx_waker */
-  cx_achan_send *wait_head, *wait_tail;
+  cx__list waiters;              /* of cx_achan_send, through their link */
   void (*drop_item)(void *);
   size_t alloc_size;
-  unsigned char *buf;
 } cx__achan;
 
 /* Wakers to wake and to drop once the mutex is released. Each operation
@@ -110,26 +112,24 @@ int cx_achan_create(size_t item_size, size_t capacity,
                     cx_achan_rx **rx) {
   if (tx) *tx = NULL;
   if (rx) *rx = NULL;
-  if (tx == NULL || rx == NULL || item_size == 0 || capacity == 0)
-    return CX_EINVAL;
   size_t off = cx__buf_offset();
-  if (capacity > (SIZE_MAX / 2 - off) / item_size) return CX_EINVAL;
-  size_t size = off + item_size * capacity;
+  if (tx == NULL || rx == NULL || !cx__ring_size_ok(item_size, capacity, off))
+    return CX_EINVAL;
+  size_t size = off + cx__ring_bytes(item_size, capacity);
   cx__achan *ch = cx_alloc(size, _Alignof(max_align_t));
   if (ch == NULL) return CX_ENOMEM;
   memset(ch, 0, sizeof *ch);
   if (pthread_mutex_init(&ch->mu, NULL) != 0) goto fail_mu;
   if (pthread_cond_init(&ch->not_full, NULL) != 0) goto fail_full;
   if (pthread_cond_init(&ch->not_empty, NULL) != 0) goto fail_empty;
-  ch->item_size = item_size;
-  ch->capacity = capacity;
+  cx__ring_init(&ch->ring, (unsigned char *)ch + off, item_size, capacity);
+  cx__list_init(&ch->waiters);
   ch->senders = 1;
   ch->rx_alive = true;
   ch->rx_held = true;
   ch->rx_waker = CX_WAKER_EMPTY;
   ch->drop_item = drop_item;
   ch->alloc_size = size;
-  ch->buf = (unsigned char *)ch + off;
   *tx = (cx_achan_tx *)ch;
   *rx = (cx_achan_rx *)ch;
   return CX_OK;
@@ -151,50 +151,17 @@ static void cx__achan_free(cx__achan *ch) {
 
 /* ---- the ring and the FIFO (mu held) ------------------------------------ */
 
-static unsigned char *cx__slot(cx__achan *ch, size_t i) {
-  return ch->buf + ((ch->head + i) % ch->capacity) * ch->item_size;
-}
-
 static void cx__fifo_unlink(cx__achan *ch, cx_achan_send *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    ch->wait_head = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  else
-    ch->wait_tail = s->prev;
-  s->prev = s->next = NULL;
+  cx__list_remove(&ch->waiters, &s->link);
   s->queued = false;
-}
-
-static void cx__fifo_push_back(cx__achan *ch, cx_achan_send *s) {
-  s->next = NULL;
-  s->prev = ch->wait_tail;
-  if (ch->wait_tail)
-    ch->wait_tail->next = s;
-  else
-    ch->wait_head = s;
-  ch->wait_tail = s;
-  s->queued = true;
-}
-
-static void cx__fifo_push_front(cx__achan *ch, cx_achan_send *s) {
-  s->prev = NULL;
-  s->next = ch->wait_head;
-  if (ch->wait_head)
-    ch->wait_head->prev = s;
-  else
-    ch->wait_tail = s;
-  ch->wait_head = s;
-  s->queued = true;
 }
 
 /* Gives the first waiting sender its turn (if any). */
 static void cx__notify_one_sender(cx__achan *ch, cx__deferred *d) {
-  cx_achan_send *s = ch->wait_head;
-  if (s == NULL) return;
-  cx__fifo_unlink(ch, s);
+  cx__list_node *n = cx__list_pop_front(&ch->waiters);
+  if (n == NULL) return;
+  cx_achan_send *s = CX__CONTAINER_OF(n, cx_achan_send, link);
+  s->queued = false;
   s->notified = true;
   cx__defer_wake(d, &s->waker);
 }
@@ -206,17 +173,14 @@ static void cx__room_made(cx__achan *ch, cx__deferred *d) {
 }
 
 static void cx__push_item(cx__achan *ch, const void *item, cx__deferred *d) {
-  memcpy(cx__slot(ch, ch->len), item, ch->item_size);
-  ch->len++;
+  cx__ring_push(&ch->ring, item);
   ch->rx_owner = NULL;
   cx__defer_wake(d, &ch->rx_waker);
   if (ch->blocked_receivers > 0) pthread_cond_signal(&ch->not_empty);
 }
 
 static void cx__pop_item(cx__achan *ch, void *item, cx__deferred *d) {
-  memcpy(item, cx__slot(ch, 0), ch->item_size);
-  ch->head = (ch->head + 1) % ch->capacity;
-  ch->len--;
+  cx__ring_pop(&ch->ring, item);
   cx__room_made(ch, d);
 }
 
@@ -258,17 +222,13 @@ void cx_achan_rx_drop(cx_achan_rx *rx) {
   cx__deferred d = CX__DEFERRED_INIT;
   pthread_mutex_lock(&ch->mu);
   ch->rx_alive = false;
-  while (ch->len > 0) {
-    if (ch->drop_item) ch->drop_item(cx__slot(ch, 0));
-    ch->head = (ch->head + 1) % ch->capacity;
-    ch->len--;
-  }
+  cx__ring_drain(&ch->ring, ch->drop_item);
   ch->rx_owner = NULL;
   cx__defer_drop(&d, &ch->rx_waker);
   if (ch->blocked_senders > 0) pthread_cond_broadcast(&ch->not_full);
   /* Wake every waiting sender, one per lock hold (no new one can queue:
    * rx_alive is false). They complete with CX_EPIPE when polled. */
-  while (ch->wait_head != NULL) {
+  while (!cx__list_is_empty(&ch->waiters)) {
     cx__notify_one_sender(ch, &d);
     pthread_mutex_unlock(&ch->mu);
     cx__deferred_run(&d);
@@ -295,7 +255,7 @@ size_t cx_achan_len(const cx_achan_rx *rx) {
   if (rx == NULL) return 0;
   cx__achan *ch = cx__from_rx(rx);
   pthread_mutex_lock(&ch->mu);
-  size_t n = ch->len;
+  size_t n = ch->ring.len;
   pthread_mutex_unlock(&ch->mu);
   return n;
 }
@@ -310,7 +270,7 @@ int cx_achan_try_send(cx_achan_tx *tx, const void *item) {
   pthread_mutex_lock(&ch->mu);
   if (!ch->rx_alive)
     rc = CX_EPIPE;
-  else if (ch->len == ch->capacity)
+  else if (cx__ring_is_full(&ch->ring))
     rc = CX_EAGAIN;
   else
     cx__push_item(ch, item, &d);
@@ -325,7 +285,7 @@ int cx_achan_try_recv(cx_achan_rx *rx, void *item) {
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
-  if (ch->len > 0)
+  if (!cx__ring_is_empty(&ch->ring))
     cx__pop_item(ch, item, &d);
   else
     rc = ch->senders == 0 ? CX_EPIPE : CX_EAGAIN;
@@ -340,14 +300,18 @@ int cx_achan_send_blocking(cx_achan_tx *tx, const void *item) {
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
-  while (ch->rx_alive && ch->len == ch->capacity) {
+  while (ch->rx_alive && cx__ring_is_full(&ch->ring)) {
+    if (cx__current_executor() != NULL) {
+      rc = CX_EDEADLK; /* inside a task: see async_channel.h */
+      break;
+    }
     ch->blocked_senders++;
     pthread_cond_wait(&ch->not_full, &ch->mu);
     ch->blocked_senders--;
   }
-  if (!ch->rx_alive)
+  if (rc == CX_OK && !ch->rx_alive)
     rc = CX_EPIPE;
-  else
+  else if (rc == CX_OK)
     cx__push_item(ch, item, &d);
   pthread_mutex_unlock(&ch->mu);
   cx__deferred_run(&d);
@@ -360,14 +324,18 @@ int cx_achan_recv_blocking(cx_achan_rx *rx, void *item) {
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
-  while (ch->len == 0 && ch->senders > 0) {
+  while (cx__ring_is_empty(&ch->ring) && ch->senders > 0) {
+    if (cx__current_executor() != NULL) {
+      rc = CX_EDEADLK; /* inside a task: see async_channel.h */
+      break;
+    }
     ch->blocked_receivers++;
     pthread_cond_wait(&ch->not_empty, &ch->mu);
     ch->blocked_receivers--;
   }
-  if (ch->len > 0)
+  if (!cx__ring_is_empty(&ch->ring))
     cx__pop_item(ch, item, &d);
-  else
+  else if (rc == CX_OK)
     rc = CX_EPIPE;
   pthread_mutex_unlock(&ch->mu);
   cx__deferred_run(&d);
@@ -400,7 +368,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
   pthread_mutex_lock(&ch->mu);
   bool had_turn = s->notified;
   s->notified = false;
-  if (!ch->rx_alive || ch->len < ch->capacity) {
+  if (!ch->rx_alive || !cx__ring_is_full(&ch->ring)) {
     if (s->queued) cx__fifo_unlink(ch, s);
     cx__defer_drop(&d, &s->waker);
     if (!ch->rx_alive) {
@@ -408,7 +376,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
     } else {
       cx__push_item(ch, s->item, &d);
       /* Room left and senders waiting: pass a turn on. */
-      if (ch->len < ch->capacity) cx__notify_one_sender(ch, &d);
+      if (!cx__ring_is_full(&ch->ring)) cx__notify_one_sender(ch, &d);
     }
     s->done = true;
     s->waiting = false;
@@ -435,9 +403,10 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
   if (!s->queued) {
     /* A sender that had its turn stolen keeps its place at the front. */
     if (had_turn)
-      cx__fifo_push_front(ch, s);
+      cx__list_push_front(&ch->waiters, &s->link);
     else
-      cx__fifo_push_back(ch, s);
+      cx__list_push_back(&ch->waiters, &s->link);
+    s->queued = true;
   }
   s->waiting = true;
   pthread_mutex_unlock(&ch->mu);
@@ -455,7 +424,7 @@ void cx_achan_send_drop(cx_achan_send *s) {
   pthread_mutex_lock(&ch->mu);
   if (s->queued) {
     cx__fifo_unlink(ch, s);
-  } else if (s->notified && ch->rx_alive && ch->len < ch->capacity) {
+  } else if (s->notified && ch->rx_alive && !cx__ring_is_full(&ch->ring)) {
     cx__notify_one_sender(ch, &d); /* hand our unused turn on */
   }
   s->notified = false;
@@ -464,19 +433,9 @@ void cx_achan_send_drop(cx_achan_send *s) {
   cx__deferred_run(&d);
 }
 
-static cx_poll cx__send_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_achan_send_poll((cx_achan_send *)self, cx, (int *)out);
-}
-static void cx__send_vt_drop(void *self) {
-  cx_achan_send_drop((cx_achan_send *)self);
-}
-
-const cx_future_vtable cx_achan_send_vtable = {
-    .poll = cx__send_vt_poll,
-    .drop = cx__send_vt_drop,
-    .state_size = sizeof(cx_achan_send),
-    .state_align = _Alignof(cx_achan_send),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_achan_send, cx_achan_send, int)
+const cx_future_vtable cx_achan_send_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_achan_send, cx_achan_send, int);
 
 /* ---- the recv future ---------------------------------------------------- */
 
@@ -506,8 +465,8 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
   pthread_mutex_lock(&ch->mu);
-  if (ch->len > 0 || ch->senders == 0) {
-    if (ch->len > 0)
+  if (!cx__ring_is_empty(&ch->ring) || ch->senders == 0) {
+    if (!cx__ring_is_empty(&ch->ring))
       cx__pop_item(ch, r->item, &d);
     else
       rc = CX_EPIPE;
@@ -549,19 +508,9 @@ void cx_achan_recv_drop(cx_achan_recv *r) {
   cx__deferred_run(&d);
 }
 
-static cx_poll cx__recv_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_achan_recv_poll((cx_achan_recv *)self, cx, (int *)out);
-}
-static void cx__recv_vt_drop(void *self) {
-  cx_achan_recv_drop((cx_achan_recv *)self);
-}
-
-const cx_future_vtable cx_achan_recv_vtable = {
-    .poll = cx__recv_vt_poll,
-    .drop = cx__recv_vt_drop,
-    .state_size = sizeof(cx_achan_recv),
-    .state_align = _Alignof(cx_achan_recv),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_achan_recv, cx_achan_recv, int)
+const cx_future_vtable cx_achan_recv_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_achan_recv, cx_achan_recv, int);
 
 /* ---- oneshot: a capacity-1 channel with a single, single-use sender ------ */
 

@@ -36,8 +36,20 @@
  * always. Wakers are never woken or dropped with the mutex held, and
  * drop_item runs with it held (it must not use the channel).
  *
- * The blocking calls park the calling OS thread: never call them from inside
- * a task (they would block the whole executor).
+ * The blocking calls park the calling OS thread: they are for plain threads.
+ * Inside a task (on a thread running an executor) a call that would have to
+ * wait returns CX_EDEADLK instead, since waiting would stall the whole
+ * executor; one that need not wait (room to send, an item to take) works.
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_ASYNC_CHANNEL_H
 #define CEXEC_ASYNC_CHANNEL_H
@@ -45,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "executor/internal/list.h" /* the type of a private field */
 #include "waker/waker.h"
 
 #ifdef __cplusplus
@@ -86,17 +99,18 @@ int cx_achan_try_recv(cx_achan_rx *rx, void *item);
 
 /* Blocks the calling thread while the channel is full, then copies *item in.
  * CX_OK, CX_EPIPE (receiver gone: the item stays with the caller),
- * CX_EINVAL. Plain threads only. */
+ * CX_EINVAL, CX_EDEADLK (full, inside a task: the item stays too). */
 int cx_achan_send_blocking(cx_achan_tx *tx, const void *item);
 
 /* Blocks the calling thread while the channel is empty and a sender is
- * alive. CX_OK, CX_EPIPE, CX_EINVAL. Plain threads only. */
+ * alive. CX_OK, CX_EPIPE, CX_EINVAL, CX_EDEADLK (empty with a sender alive,
+ * inside a task). */
 int cx_achan_recv_blocking(cx_achan_rx *rx, void *item);
 
 /* Items in the channel now (a snapshot). 0 for NULL. */
 size_t cx_achan_len(const cx_achan_rx *rx);
 
-/* True once the receiver was dropped (sends can only fail). */
+/* True once the receiver was dropped (sends can only fail). True for NULL. */
 bool cx_achan_is_closed(const cx_achan_tx *tx);
 
 /* ---- the send future ---------------------------------------------------- */
@@ -108,21 +122,23 @@ bool cx_achan_is_closed(const cx_achan_tx *tx);
 typedef struct cx_achan_send {
   cx_achan_tx *tx;
   const void *item;
-  struct cx_achan_send *prev, *next; /* FIFO of waiting senders */
-  cx_waker waker;                    /* guarded by the channel's mutex */
-  bool queued;   /* in the FIFO (guarded by the channel's mutex) */
-  bool notified; /* popped and woken: owes a turn (guarded likewise) */
-  bool waiting;  /* owner only: returned CX_PENDING, not finished */
+  cx__list_node link; /* in the FIFO of waiting senders */
+  cx_waker waker;     /* guarded by the channel's mutex */
+  bool queued;        /* in the FIFO (guarded by the channel's mutex) */
+  bool notified;      /* popped and woken: owes a turn (guarded likewise) */
+  bool waiting;       /* owner only: returned CX_PENDING, not finished */
   bool done;
 } cx_achan_send;
 
 /* Prepares a send of *item on tx. Borrows both: *item must stay valid and
  * unchanged until the send completes or is dropped (it is copied at
- * completion). Nothing is registered until the first poll. */
+ * completion). Nothing is registered until the first poll. s NULL: no-op;
+ * tx or item NULL: the poll completes with CX_EINVAL. */
 void cx_achan_send_init(cx_achan_send *s, cx_achan_tx *tx, const void *item);
 
 /* CX_READY with *result (may be NULL) set, or CX_PENDING with cx->waker
- * registered in the FIFO of waiting senders. */
+ * registered in the FIFO of waiting senders. CX_EINVAL for NULL s, cx or
+ * cx->waker (or a waker cx_waker_clone refuses). */
 cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result);
 
 /* Withdraws a pending send (its waker leaves the channel; a turn it was
@@ -146,14 +162,17 @@ typedef struct cx_achan_recv {
 } cx_achan_recv;
 
 /* Prepares a recv into *item (borrowed, item_size bytes, written only when
- * the recv completes with CX_OK). */
+ * the recv completes with CX_OK). r NULL: no-op; rx or item NULL: the poll
+ * completes with CX_EINVAL. */
 void cx_achan_recv_init(cx_achan_recv *r, cx_achan_rx *rx, void *item);
 
 /* CX_READY with *result (may be NULL) set, or CX_PENDING with cx->waker
- * stored as the receiver's waker. */
+ * stored as the receiver's waker. CX_EINVAL for NULL r, cx or cx->waker
+ * (or a waker cx_waker_clone refuses). */
 cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result);
 
-/* Withdraws a pending recv (its waker leaves the channel). Idempotent. */
+/* Withdraws a pending recv (its waker leaves the channel). Idempotent;
+ * zeroed or NULL: no-op. */
 void cx_achan_recv_drop(cx_achan_recv *r);
 
 /* cx_achan_recv as a future: state cx_achan_recv, output int. */
@@ -177,20 +196,23 @@ int cx_oneshot_create(size_t item_size, void (*drop_item)(void *item),
  * tx, if not NULL, is still consumed). Never blocks; any thread. */
 int cx_oneshot_send(cx_oneshot_tx *tx, const void *item);
 
-/* Drops the sender without sending: the receiver sees CX_EPIPE. */
+/* Drops the sender without sending: the receiver sees CX_EPIPE. NULL is a
+ * no-op. */
 void cx_oneshot_tx_drop(cx_oneshot_tx *tx);
 
-/* True once the receiver was dropped. */
+/* True once the receiver was dropped. True for NULL. */
 bool cx_oneshot_is_closed(const cx_oneshot_tx *tx);
 
 /* CX_OK, CX_EAGAIN (not sent yet), CX_EPIPE (sender gone, or the item was
- * already received), CX_EINVAL. */
+ * already received), CX_EINVAL (rx or item NULL). */
 int cx_oneshot_try_recv(cx_oneshot_rx *rx, void *item);
 
-/* Blocks the calling thread until the item arrives. Plain threads only. */
+/* Blocks the calling thread until the item arrives. CX_OK, CX_EPIPE,
+ * CX_EINVAL, CX_EDEADLK (not sent yet, inside a task). */
 int cx_oneshot_recv_blocking(cx_oneshot_rx *rx, void *item);
 
-/* Drops the receiver (an item sent and not received is dropped). */
+/* Drops the receiver (an item sent and not received is dropped). NULL is a
+ * no-op. */
 void cx_oneshot_rx_drop(cx_oneshot_rx *rx);
 
 /* The receive future: a cx_achan_recv on the oneshot's channel. Same output

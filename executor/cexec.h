@@ -13,6 +13,8 @@
 #include "executor/join_future.h"
 #include "executor/observe.h"
 #include "executor/task.h"
+#include "io/io.h"
+#include "net/net.h"
 #include "timer/timer.h"
 #include "waker/alloc.h"
 #include "waker/error.h"

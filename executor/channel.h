@@ -3,8 +3,11 @@
  * fixed-size items: the seed's std::sync::mpsc::sync_channel, in C.
  *
  * Blocking calls (send, recv) park the calling OS thread: use them from
- * plain threads, not from inside a task (a blocked task blocks its whole
- * executor). try_send / try_recv never block and are safe anywhere.
+ * plain threads. Inside a task (on a thread running an executor) they would
+ * stall every task of that executor, perhaps the one that would unblock
+ * them, so there they return CX_EDEADLK instead of blocking; they still
+ * succeed there when they need not wait (a recv on a non-empty channel).
+ * try_send / try_recv never block and are safe anywhere.
  *
  * Ownership: cx_channel_create() returns one sender and the receiver. Each
  * sender (including every clone) must be dropped once with
@@ -19,6 +22,16 @@
  *
  * Thread-safety: every function may be called from any thread; a given
  * sender or receiver handle must not be used after it was dropped.
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_CHANNEL_H
 #define CEXEC_CHANNEL_H
@@ -40,12 +53,13 @@ int cx_channel_create(size_t item_size, size_t capacity,
                       void (*drop_item)(void *item), cx_sender **tx,
                       cx_receiver **rx);
 
-/* A new sender for the same channel (*out). CX_OK or CX_EINVAL. Cloning
- * allocates nothing. */
+/* A new sender for the same channel (*out). CX_OK or CX_EINVAL (tx or out
+ * NULL; *out is then NULL when out is not). Cloning allocates nothing. */
 int cx_sender_clone(cx_sender *tx, cx_sender **out);
 
 /* Copies *item in, blocking while the channel is full. CX_OK, CX_EPIPE
- * (receiver gone), CX_EINVAL. */
+ * (receiver gone), CX_EINVAL (tx or item NULL), CX_EDEADLK (full, and called
+ * inside a task: the item stays with the caller). */
 int cx_channel_send(cx_sender *tx, const void *item);
 
 /* As send, without blocking: CX_EAGAIN when full. */
@@ -53,13 +67,14 @@ int cx_channel_try_send(cx_sender *tx, const void *item);
 
 /* Moves the oldest item into *item, blocking while the channel is empty and
  * a sender is alive. CX_OK, CX_EPIPE (empty and every sender gone),
- * CX_EINVAL. */
+ * CX_EINVAL (rx or item NULL), CX_EDEADLK (empty with a sender alive, inside a
+ * task). */
 int cx_channel_recv(cx_receiver *rx, void *item);
 
 /* As recv, without blocking: CX_EAGAIN when empty with a sender alive. */
 int cx_channel_try_recv(cx_receiver *rx, void *item);
 
-/* Items in the channel now. */
+/* Items in the channel now. 0 for NULL. */
 size_t cx_channel_len(const cx_receiver *rx);
 
 /* Drops a sender; the last one disconnects the channel (a blocked recv

@@ -34,6 +34,12 @@ static void cx__child_drop(cx_future *f) {
   if (vt->drop) vt->drop(state);
 }
 
+/* The arguments every poll needs: NULL ones make the poll a no-op that
+ * returns CX_READY (see "NULL arguments" in combinators.h). */
+static bool cx__poll_args_ok(const void *self, const cx_context *cx) {
+  return self != NULL && cx != NULL && cx->waker != NULL;
+}
+
 /* Polls *f if still pending; when it completes, drops it. Returns true if
  * the child is done (now or earlier). */
 static bool cx__child_poll(cx_future *f, cx_context *cx, void *out) {
@@ -58,6 +64,7 @@ int cx_join2_init(cx_join2 *j, cx_future a, void *out_a, cx_future b,
 }
 
 cx_poll cx_join2_poll(cx_join2 *j, cx_context *cx) {
+  if (!cx__poll_args_ok(j, cx)) return CX_READY;
   bool a_done = cx__child_poll(&j->a, cx, j->out_a);
   bool b_done = cx__child_poll(&j->b, cx, j->out_b);
   return (a_done && b_done) ? CX_READY : CX_PENDING;
@@ -69,19 +76,9 @@ void cx_join2_drop(cx_join2 *j) {
   cx__child_drop(&j->b);
 }
 
-static cx_poll cx__join2_vt_poll(void *self, cx_context *cx, void *out) {
-  (void)out;
-  return cx_join2_poll((cx_join2 *)self, cx);
-}
-static void cx__join2_vt_drop(void *self) {
-  cx_join2_drop((cx_join2 *)self);
-}
-
-const cx_future_vtable cx_join2_vtable = {.poll = cx__join2_vt_poll,
-                                          .drop = cx__join2_vt_drop,
-                                          .state_size = sizeof(cx_join2),
-                                          .state_align = _Alignof(cx_join2),
-                                          .output_size = 0};
+CX_FUTURE_TRAMPOLINES_NO_OUTPUT(cx_join2, cx_join2)
+const cx_future_vtable cx_join2_vtable =
+    CX_FUTURE_VTABLE_INIT_NO_OUTPUT(cx_join2, cx_join2);
 
 /* ---- join_all ----------------------------------------------------------- */
 
@@ -106,6 +103,7 @@ int cx_join_all_init(cx_join_all *j, cx_future *futures, void **outputs,
 }
 
 cx_poll cx_join_all_poll(cx_join_all *j, cx_context *cx) {
+  if (!cx__poll_args_ok(j, cx)) return CX_READY;
   for (size_t i = 0; i < j->n && j->remaining > 0; i++) {
     if (j->futures[i].vtable == NULL) continue;
     if (cx__child_poll(&j->futures[i], cx, j->outputs ? j->outputs[i] : NULL))
@@ -119,20 +117,9 @@ void cx_join_all_drop(cx_join_all *j) {
   for (size_t i = 0; i < j->n; i++) cx__child_drop(&j->futures[i]);
 }
 
-static cx_poll cx__join_all_vt_poll(void *self, cx_context *cx, void *out) {
-  (void)out;
-  return cx_join_all_poll((cx_join_all *)self, cx);
-}
-static void cx__join_all_vt_drop(void *self) {
-  cx_join_all_drop((cx_join_all *)self);
-}
-
-const cx_future_vtable cx_join_all_vtable = {
-    .poll = cx__join_all_vt_poll,
-    .drop = cx__join_all_vt_drop,
-    .state_size = sizeof(cx_join_all),
-    .state_align = _Alignof(cx_join_all),
-    .output_size = 0};
+CX_FUTURE_TRAMPOLINES_NO_OUTPUT(cx_join_all, cx_join_all)
+const cx_future_vtable cx_join_all_vtable =
+    CX_FUTURE_VTABLE_INIT_NO_OUTPUT(cx_join_all, cx_join_all);
 
 /* ---- select ------------------------------------------------------------- */
 
@@ -148,6 +135,10 @@ int cx_select_init(cx_select *s, cx_future *futures, void **outputs, size_t n) {
 }
 
 cx_poll cx_select_poll(cx_select *s, cx_context *cx, size_t *winner) {
+  if (!cx__poll_args_ok(s, cx)) {
+    if (winner) *winner = SIZE_MAX;
+    return CX_READY;
+  }
   if (s->winner == SIZE_MAX) {
     for (size_t i = 0; i < s->n; i++) {
       if (s->futures[i].vtable == NULL) continue;
@@ -170,18 +161,9 @@ void cx_select_drop(cx_select *s) {
   for (size_t i = 0; i < s->n; i++) cx__child_drop(&s->futures[i]);
 }
 
-static cx_poll cx__select_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_select_poll((cx_select *)self, cx, (size_t *)out);
-}
-static void cx__select_vt_drop(void *self) {
-  cx_select_drop((cx_select *)self);
-}
-
-const cx_future_vtable cx_select_vtable = {.poll = cx__select_vt_poll,
-                                           .drop = cx__select_vt_drop,
-                                           .state_size = sizeof(cx_select),
-                                           .state_align = _Alignof(cx_select),
-                                           .output_size = sizeof(size_t)};
+CX_FUTURE_TRAMPOLINES(cx_select, cx_select, size_t)
+const cx_future_vtable cx_select_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_select, cx_select, size_t);
 
 /* ---- and_then ----------------------------------------------------------- */
 
@@ -212,6 +194,10 @@ static cx_poll cx__and_then_finish(cx_and_then *a, int rc, int *result) {
 }
 
 cx_poll cx_and_then_poll(cx_and_then *a, cx_context *cx, int *result) {
+  if (!cx__poll_args_ok(a, cx)) {
+    if (result) *result = CX_EINVAL;
+    return CX_READY;
+  }
   if (a->stage == CX__AT_FIRST) {
     if (!cx__child_poll(&a->first, cx, a->first_out)) return CX_PENDING;
     cx_future second = cx__no_future;
@@ -239,19 +225,9 @@ void cx_and_then_drop(cx_and_then *a) {
   cx__child_drop(&a->second);
 }
 
-static cx_poll cx__and_then_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_and_then_poll((cx_and_then *)self, cx, (int *)out);
-}
-static void cx__and_then_vt_drop(void *self) {
-  cx_and_then_drop((cx_and_then *)self);
-}
-
-const cx_future_vtable cx_and_then_vtable = {
-    .poll = cx__and_then_vt_poll,
-    .drop = cx__and_then_vt_drop,
-    .state_size = sizeof(cx_and_then),
-    .state_align = _Alignof(cx_and_then),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_and_then, cx_and_then, int)
+const cx_future_vtable cx_and_then_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_and_then, cx_and_then, int);
 
 /* ---- timeout ------------------------------------------------------------ */
 
@@ -284,6 +260,10 @@ int cx_timeout_init_until(cx_timeout *t, cx_future inner, void *inner_out,
 }
 
 cx_poll cx_timeout_poll(cx_timeout *t, cx_context *cx, int *result) {
+  if (!cx__poll_args_ok(t, cx)) {
+    if (result) *result = CX_EINVAL;
+    return CX_READY;
+  }
   if (!t->done) {
     if (cx__child_poll(&t->inner, cx, t->inner_out)) {
       t->result = CX_OK;
@@ -305,15 +285,6 @@ void cx_timeout_drop(cx_timeout *t) {
   cx_sleep_drop(&t->sleep);
 }
 
-static cx_poll cx__timeout_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_timeout_poll((cx_timeout *)self, cx, (int *)out);
-}
-static void cx__timeout_vt_drop(void *self) {
-  cx_timeout_drop((cx_timeout *)self);
-}
-
-const cx_future_vtable cx_timeout_vtable = {.poll = cx__timeout_vt_poll,
-                                            .drop = cx__timeout_vt_drop,
-                                            .state_size = sizeof(cx_timeout),
-                                            .state_align = _Alignof(cx_timeout),
-                                            .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_timeout, cx_timeout, int)
+const cx_future_vtable cx_timeout_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_timeout, cx_timeout, int);

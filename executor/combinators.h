@@ -34,6 +34,16 @@
  *
  * Thread-safety: like any future, a combinator is polled and dropped by one
  * thread at a time (the executor's).
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_COMBINATORS_H
 #define CEXEC_COMBINATORS_H
@@ -65,7 +75,9 @@ typedef struct cx_join2 {
 int cx_join2_init(cx_join2 *j, cx_future a, void *out_a, cx_future b,
                   void *out_b);
 
-/* Polls each unfinished child (a first). CX_READY once both completed. */
+/* Polls each unfinished child (a first). CX_READY once both completed. A
+ * join has no error output: for NULL j, cx or cx->waker it returns CX_READY
+ * without polling anything or changing j (the outputs are not written). */
 cx_poll cx_join2_poll(cx_join2 *j, cx_context *cx);
 
 /* Drops the children still pending. Idempotent; NULL is a no-op. */
@@ -92,15 +104,17 @@ typedef struct cx_join_all {
 int cx_join_all_init(cx_join_all *j, cx_future *futures, void **outputs,
                      size_t n);
 
-/* Polls every unfinished child in index order. CX_READY once all are. */
+/* Polls every unfinished child in index order. CX_READY once all are. For
+ * NULL j, cx or cx->waker: CX_READY without polling anything or changing j
+ * (cx_join_all_remaining() then still counts the unfinished children). */
 cx_poll cx_join_all_poll(cx_join_all *j, cx_context *cx);
 
 /* Drops the children still pending. Idempotent; NULL is a no-op. */
 void cx_join_all_drop(cx_join_all *j);
 
-/* How many children have not completed yet. */
+/* How many children have not completed yet. 0 for NULL. */
 static inline size_t cx_join_all_remaining(const cx_join_all *j) {
-  return j->remaining;
+  return j == NULL ? 0 : j->remaining;
 }
 
 /* cx_join_all as a future: state cx_join_all, no output. */
@@ -126,7 +140,8 @@ typedef struct cx_select {
 int cx_select_init(cx_select *s, cx_future *futures, void **outputs, size_t n);
 
 /* Polls the children in order. CX_READY when one completed: *winner (may be
- * NULL) is its index and every child has been dropped. */
+ * NULL) is its index and every child has been dropped. For NULL s, cx or
+ * cx->waker: CX_READY with *winner = SIZE_MAX, nothing polled, s unchanged. */
 cx_poll cx_select_poll(cx_select *s, cx_context *cx, size_t *winner);
 
 /* Drops every child not yet dropped. Idempotent; NULL is a no-op. */
@@ -167,7 +182,8 @@ int cx_and_then_init(cx_and_then *a, cx_future first, void *first_out,
 
 /* CX_READY with *result (may be NULL) set as described above. A second
  * future with an invalid vtable, or with output but no second_out, gives
- * CX_EINVAL (it is not polled; it is still dropped). */
+ * CX_EINVAL (it is not polled; it is still dropped). NULL a, cx or
+ * cx->waker: CX_READY with CX_EINVAL, nothing polled, a unchanged. */
 cx_poll cx_and_then_poll(cx_and_then *a, cx_context *cx, int *result);
 
 /* Drops whichever future is pending. Idempotent; NULL is a no-op. */
@@ -197,11 +213,13 @@ typedef struct cx_timeout {
 int cx_timeout_init(cx_timeout *t, cx_future inner, void *inner_out,
                     uint64_t ns);
 
-/* Times out when the timer driver's clock reaches `deadline_ns`. */
+/* Times out when the timer driver's clock reaches `deadline_ns`. CX_OK or
+ * CX_EINVAL, as cx_timeout_init. */
 int cx_timeout_init_until(cx_timeout *t, cx_future inner, void *inner_out,
                           uint64_t deadline_ns);
 
-/* CX_READY with *result (may be NULL) set as described above. */
+/* CX_READY with *result (may be NULL) set as described above. NULL t, cx or
+ * cx->waker: CX_READY with CX_EINVAL, nothing polled, t unchanged. */
 cx_poll cx_timeout_poll(cx_timeout *t, cx_context *cx, int *result);
 
 /* Drops inner if pending and cancels the timer. Idempotent; NULL no-op. */

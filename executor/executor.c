@@ -27,15 +27,16 @@
 #include "executor/internal/executor.h"
 #include "executor/internal/observe.h"
 #include "io/io.h"
+#include "waker/internal/current.h"
 
-static _Thread_local cx_executor *cx__current;
-
+/* The per-thread marker lives in waker/ (waker/internal/current.h) so that
+ * blocking calls below the executor can see it too. */
 cx_executor *cx__ex_current(void) {
-  return cx__current;
+  return (cx_executor *)cx__current_executor();
 }
 
 cx_executor *cx_executor_current(void) {
-  return cx__current;
+  return (cx_executor *)cx__current_executor();
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -119,13 +120,12 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
 static bool cx__enter(cx_executor *ex, cx_executor **saved) {
   if (ex->running) return false;
   ex->running = true;
-  *saved = cx__current;
-  cx__current = ex;
+  *saved = (cx_executor *)cx__set_current_executor(ex);
   return true;
 }
 
 static void cx__leave(cx_executor *ex, cx_executor *saved) {
-  cx__current = saved;
+  cx__set_current_executor(saved);
   ex->running = false;
 }
 

@@ -60,16 +60,6 @@ void cx_join_future_drop(cx_join_future *f) {
   }
 }
 
-static cx_poll cx__join_vt_poll(void *self, cx_context *cx, void *out) {
-  return cx_join_future_poll((cx_join_future *)self, cx, (int *)out);
-}
-static void cx__join_vt_drop(void *self) {
-  cx_join_future_drop((cx_join_future *)self);
-}
-
-const cx_future_vtable cx_join_future_vtable = {
-    .poll = cx__join_vt_poll,
-    .drop = cx__join_vt_drop,
-    .state_size = sizeof(cx_join_future),
-    .state_align = _Alignof(cx_join_future),
-    .output_size = sizeof(int)};
+CX_FUTURE_TRAMPOLINES(cx_join_future, cx_join_future, int)
+const cx_future_vtable cx_join_future_vtable =
+    CX_FUTURE_VTABLE_INIT(cx_join_future, cx_join_future, int);

@@ -30,6 +30,16 @@
  *
  * Thread-safety: the joined task may run on any executor or thread; the
  * join future itself is polled and dropped by one thread at a time.
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_JOIN_FUTURE_H
 #define CEXEC_JOIN_FUTURE_H
@@ -59,12 +69,13 @@ typedef struct cx_join_future {
  * out NULL discards the output, running its drop_output). With
  * detach_on_drop the future takes over the handle and detaches it when
  * dropped; otherwise the caller keeps it (and detaches it after the future
- * is dropped). */
+ * is dropped). f NULL: no-op; h NULL: the poll completes with CX_EINVAL. */
 void cx_join_future_init(cx_join_future *f, cx_join_handle *h, void *out,
                          size_t out_size, bool detach_on_drop);
 
 /* CX_READY with *result (may be NULL) set as listed above, or CX_PENDING
- * with cx->waker registered to be woken when the task ends. */
+ * with cx->waker registered to be woken when the task ends. CX_EINVAL (in
+ * *result) for NULL f, its handle, cx or cx->waker. */
 cx_poll cx_join_future_poll(cx_join_future *f, cx_context *cx, int *result);
 
 /* Withdraws a registered waker (if the task has not finished) and, with

@@ -80,6 +80,7 @@
 
 #include "waker/alloc.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 
 /* Debug checks of each transition's precondition: internal invariants, not
  * user input, so they are assertions (compiled out with -DNDEBUG, as in
@@ -617,8 +618,10 @@ static void cx__parker_wake(const void *data) {
 }
 static int cx__parker_clone(const void *data, cx_waker *out);
 static const cx_waker_vtable cx__parker_vtable = {
-    cx__parker_clone, cx__parker_wake, cx__parker_wake_by_ref,
-    cx__parker_unref};
+    .clone = cx__parker_clone,
+    .wake = cx__parker_wake,
+    .wake_by_ref = cx__parker_wake_by_ref,
+    .drop = cx__parker_unref};
 static int cx__parker_clone(const void *data, cx_waker *out) {
   cx__parker *p = (cx__parker *)data;
   atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
@@ -632,6 +635,9 @@ int cx_join_handle_wait(cx_join_handle *h, void *out, size_t out_size) {
   cx__task *t = cx__task_from_handle(h);
   int rc = cx_join_handle_try_join(h, out, out_size);
   if (rc != CX_EAGAIN) return rc;
+  /* Waiting on an executor's thread would stall the tasks that run there,
+   * perhaps the very one we wait for: refuse (see task.h). */
+  if (cx__current_executor() != NULL) return CX_EDEADLK;
   cx__parker *p = cx_alloc(sizeof *p, _Alignof(cx__parker));
   if (p == NULL) return CX_ENOMEM;
   atomic_init(&p->refs, 1);

@@ -16,6 +16,16 @@
  * takes it (ownership of anything it points to passes to the caller); later
  * joins return CX_EALREADY. An output never taken is released with the
  * vtable's drop_output when the task is freed.
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_TASK_H
 #define CEXEC_TASK_H
@@ -49,14 +59,18 @@ cx_poll cx_join_handle_poll(cx_join_handle *h, cx_context *cx, int *result,
                             void *out, size_t out_size);
 
 /* Non-blocking join: CX_EAGAIN while the task has not ended, otherwise the
- * *result values of cx_join_handle_poll() as the return value. */
+ * *result values of cx_join_handle_poll() as the return value. CX_EINVAL
+ * for NULL h; out NULL discards the output, as above. */
 int cx_join_handle_try_join(cx_join_handle *h, void *out, size_t out_size);
 
 /*
  * Blocks the calling thread until the task ends, then joins as above.
- * Call it from a thread other than the one running the task's executor (on
- * that thread it would wait for itself: use cx_executor_join()). Returns
- * CX_ENOMEM if the thread parker cannot be allocated.
+ * For plain threads: on a thread running an executor (inside a task) it
+ * returns CX_EDEADLK if the task has not ended, rather than stall that
+ * executor, which may be the one that must run the task (use a join future,
+ * executor/join_future.h, or cx_executor_join() from outside). Returns
+ * CX_ENOMEM if the thread parker cannot be allocated, CX_EINVAL for NULL h
+ * (out NULL discards the output).
  */
 int cx_join_handle_wait(cx_join_handle *h, void *out, size_t out_size);
 
@@ -69,10 +83,10 @@ int cx_join_handle_wait(cx_join_handle *h, void *out, size_t out_size);
  */
 int cx_join_handle_cancel(cx_join_handle *h);
 
-/* True once the task has ended (completed or cancelled). */
+/* True once the task has ended (completed or cancelled). False for NULL. */
 bool cx_join_handle_is_finished(const cx_join_handle *h);
 
-/* How many times the task's future has been polled so far. */
+/* How many times the task's future has been polled so far. 0 for NULL. */
 uint64_t cx_join_handle_poll_count(const cx_join_handle *h);
 
 /* Gives up the handle; the task runs on (detached) unless cancelled. An

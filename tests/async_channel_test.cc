@@ -1031,4 +1031,188 @@ TEST(AchanThreads, TasksOnTwoExecutorsTalkAcrossThreads) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- blocking calls inside a task ----------------------------------------
+
+struct InTask {
+  cx_achan_tx *tx;
+  cx_achan_rx *rx;
+  cx_oneshot_rx *orx;
+  int value;
+};
+
+TEST(AchanInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
+  ScopedCountingAllocator alloc;
+  cxtest::Watchdog dog(20, "blocking async-channel call inside a task");
+  Chan ch(1);
+  InTask p{ch.tx, ch.rx, nullptr, 0};
+  auto recv = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_achan_recv_blocking(q->rx, &q->value);
+  };
+  auto send = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_achan_send_blocking(q->tx, &q->value);
+  };
+  EXPECT_EQ(cxtest::RunInTask(recv, &p), CX_EDEADLK);  // empty
+  p.value = 3;
+  EXPECT_EQ(cxtest::RunInTask(send, &p), CX_OK);  // room: no blocking needed
+  p.value = 4;
+  EXPECT_EQ(cxtest::RunInTask(send, &p), CX_EDEADLK);  // full
+  EXPECT_EQ(cx_achan_len(ch.rx), 1u);
+  p.value = 0;
+  EXPECT_EQ(cxtest::RunInTask(recv, &p), CX_OK);  // not empty
+  EXPECT_EQ(p.value, 3);
+  cx_achan_tx_drop(ch.tx);
+  EXPECT_EQ(cxtest::RunInTask(recv, &p),
+            CX_EPIPE);  // disconnected, not deadlock
+  cx_achan_rx_drop(ch.rx);
+
+  cx_oneshot_tx *otx;
+  ASSERT_EQ(cx_oneshot_create(sizeof(int), nullptr, &otx, &p.orx), CX_OK);
+  auto orecv = [](void *c) {
+    auto *q = static_cast<InTask *>(c);
+    return cx_oneshot_recv_blocking(q->orx, &q->value);
+  };
+  EXPECT_EQ(cxtest::RunInTask(orecv, &p), CX_EDEADLK);
+  int v = 9;
+  ASSERT_EQ(cx_oneshot_send(otx, &v), CX_OK);
+  EXPECT_EQ(cxtest::RunInTask(orecv, &p), CX_OK);
+  EXPECT_EQ(p.value, 9);
+  cx_oneshot_rx_drop(p.orx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(AchanInTask, PlainThreadStillBlocks) {
+  cxtest::Watchdog dog(20, "blocking async-channel recv from a plain thread");
+  Chan ch(1);
+  EXPECT_EQ(cxtest::RunInTask([](void *) { return 0; }, nullptr), 0);
+  std::thread sender([&] {
+    int w = 6;
+    EXPECT_EQ(cx_achan_send_blocking(ch.tx, &w), CX_OK);
+  });
+  int got = 0;
+  EXPECT_EQ(cx_achan_recv_blocking(ch.rx, &got), CX_OK);
+  EXPECT_EQ(got, 6);
+  sender.join();
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+}
+
+// ---- a broken waker is refused where it would be registered ---------------
+
+TEST(AchanBrokenWaker, PendingPollsRefuseAVtableWithoutWake) {
+  ScopedCountingAllocator alloc;
+  CountingWaker target;
+  cx_waker_vtable vt = CountingWaker::kVtable;
+  vt.wake = nullptr;
+  cx_waker broken = {&vt, &target};
+  cx_context cx = cx_context_from_waker(&broken);
+  Chan ch(1);
+  int v = 1, rc = 0;
+  cx_achan_recv r;
+  cx_achan_recv_init(&r, ch.rx, &v);
+  EXPECT_EQ(cx_achan_recv_poll(&r, &cx, &rc), CX_READY);  // would pend
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_recv_drop(&r);
+  ASSERT_EQ(cx_achan_try_send(ch.tx, &v), CX_OK);  // full now
+  cx_achan_send s;
+  cx_achan_send_init(&s, ch.tx, &v);
+  EXPECT_EQ(cx_achan_send_poll(&s, &cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_send_drop(&s);
+  EXPECT_EQ(target.clones(), 0);
+  EXPECT_EQ(target.refs(), 0);
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// ---- NULL arguments: the whole surface
+// ---------------------------------------
+
+TEST(AchanNull, EveryFunctionAndVtableAcceptsNull) {
+  ScopedCountingAllocator alloc;
+  Ctx c;
+  Chan ch(1);
+  int v = 0, rc = 0;
+  cx_achan_tx *out = ch.tx;
+  EXPECT_EQ(cx_achan_create(4, 1, nullptr, nullptr, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_tx_clone(nullptr, &out), CX_EINVAL);
+  EXPECT_EQ(out, nullptr);
+  EXPECT_EQ(cx_achan_tx_clone(ch.tx, nullptr), CX_EINVAL);
+  cx_achan_tx_drop(nullptr);
+  cx_achan_rx_drop(nullptr);
+  EXPECT_EQ(cx_achan_try_send(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_send(ch.tx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_recv(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_try_recv(ch.rx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_send_blocking(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_send_blocking(ch.tx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_recv_blocking(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_achan_recv_blocking(ch.rx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_achan_len(nullptr), 0u);
+  EXPECT_TRUE(cx_achan_is_closed(nullptr));
+
+  // The send future.
+  cx_achan_send_init(nullptr, ch.tx, &v);
+  EXPECT_EQ(cx_achan_send_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_send s;
+  for (int k = 0; k < 2; k++) {
+    cx_achan_send_init(&s, k == 0 ? nullptr : ch.tx, k == 0 ? &v : nullptr);
+    rc = 0;
+    EXPECT_EQ(cx_achan_send_poll(&s, &c.cx, &rc), CX_READY);
+    EXPECT_EQ(rc, CX_EINVAL);
+    cx_achan_send_drop(&s);
+  }
+  cx_achan_send_init(&s, ch.tx, &v);
+  cxtest::ExpectPollRejectsNull(cx_achan_send_poll, cx_achan_send_vtable, &s,
+                                &c.cx, int{CX_EINVAL});
+  cx_achan_send_drop(nullptr);
+  cx_achan_send_drop(&s);
+
+  // The recv future.
+  cx_achan_recv_init(nullptr, ch.rx, &v);
+  EXPECT_EQ(cx_achan_recv_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_achan_recv r;
+  for (int k = 0; k < 2; k++) {
+    cx_achan_recv_init(&r, k == 0 ? nullptr : ch.rx, k == 0 ? &v : nullptr);
+    rc = 0;
+    EXPECT_EQ(cx_achan_recv_poll(&r, &c.cx, &rc), CX_READY);
+    EXPECT_EQ(rc, CX_EINVAL);
+    cx_achan_recv_drop(&r);
+  }
+  cx_achan_recv_init(&r, ch.rx, &v);
+  cxtest::ExpectPollRejectsNull(cx_achan_recv_poll, cx_achan_recv_vtable, &r,
+                                &c.cx, int{CX_EINVAL});
+  cx_achan_recv_drop(nullptr);
+  cx_achan_recv_drop(&r);
+  EXPECT_EQ(c.target.clones(), 0);  // nothing was registered
+
+  // Oneshot.
+  cx_oneshot_tx *otx = nullptr;
+  cx_oneshot_rx *orx = nullptr;
+  EXPECT_EQ(cx_oneshot_create(4, nullptr, nullptr, &orx), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_create(4, nullptr, &otx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_send(nullptr, &v), CX_EINVAL);
+  cx_oneshot_tx_drop(nullptr);
+  EXPECT_TRUE(cx_oneshot_is_closed(nullptr));
+  EXPECT_EQ(cx_oneshot_try_recv(nullptr, &v), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_recv_blocking(nullptr, &v), CX_EINVAL);
+  cx_oneshot_rx_drop(nullptr);
+  cx_oneshot_recv_init(nullptr, nullptr, &v);
+  EXPECT_EQ(cx_oneshot_recv_poll(nullptr, &c.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_oneshot_recv_drop(nullptr);
+  ASSERT_EQ(cx_oneshot_create(sizeof(int), nullptr, &otx, &orx), CX_OK);
+  EXPECT_EQ(cx_oneshot_try_recv(orx, nullptr), CX_EINVAL);
+  EXPECT_EQ(cx_oneshot_send(otx, nullptr), CX_EINVAL);  // consumes otx
+  cx_oneshot_rx_drop(orx);
+
+  cx_achan_tx_drop(ch.tx);
+  cx_achan_rx_drop(ch.rx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
 }  // namespace

@@ -411,4 +411,74 @@ TEST_F(ChannelTest, MultiProducerStress) {
   cx_receiver_drop(rx);
 }
 
+// ---- blocking calls inside a task ----------------------------------------
+// On an executor's thread a blocking call would wait for work only that
+// thread can do: it returns CX_EDEADLK instead, but only when it would
+// really block (the non-blocking path is tried first).
+
+struct ChanPair {
+  cx_sender *tx;
+  cx_receiver *rx;
+  int value;
+};
+int RecvValue(void *c) {
+  auto *q = static_cast<ChanPair *>(c);
+  return cx_channel_recv(q->rx, &q->value);
+}
+int SendValue(void *c) {
+  auto *q = static_cast<ChanPair *>(c);
+  return cx_channel_send(q->tx, &q->value);
+}
+
+TEST(ChannelInTask, BlockingCallsThatWouldBlockReturnEdeadlk) {
+  cxtest::ScopedCountingAllocator alloc;
+  cxtest::Watchdog dog(20, "blocking channel call inside a task");
+  ChanPair p{};
+  ASSERT_EQ(cx_channel_create(sizeof(int), 1, nullptr, &p.tx, &p.rx), CX_OK);
+  // Empty: recv would block.
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_EDEADLK);
+  // Not full: send goes through inside the task.
+  p.value = 7;
+  EXPECT_EQ(cxtest::RunInTask(SendValue, &p), CX_OK);
+  // Full now: send would block.
+  p.value = 8;
+  EXPECT_EQ(cxtest::RunInTask(SendValue, &p), CX_EDEADLK);
+  EXPECT_EQ(cx_channel_len(p.rx), 1u);  // the refused item was not taken
+  // Not empty: recv works inside the task.
+  p.value = 0;
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_OK);
+  EXPECT_EQ(p.value, 7);
+  // Disconnected beats deadlock: recv on an empty channel with no sender.
+  cx_sender_drop(p.tx);
+  EXPECT_EQ(cxtest::RunInTask(RecvValue, &p), CX_EPIPE);
+  cx_receiver_drop(p.rx);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(ChannelInTask, PlainThreadStillBlocksAfterATaskRan) {
+  cxtest::Watchdog dog(20, "blocking recv from a plain thread");
+  cx_sender *tx;
+  cx_receiver *rx;
+  ASSERT_EQ(cx_channel_create(sizeof(int), 1, nullptr, &tx, &rx), CX_OK);
+  // The marker is cleared when the executor returns.
+  EXPECT_EQ(cxtest::RunInTask([](void *) { return 0; }, nullptr), 0);
+  int got = 0, rc = 1;
+  std::thread receiver([&] { rc = cx_channel_recv(rx, &got); });
+  int v = 5;
+  ASSERT_EQ(cx_channel_send(tx, &v), CX_OK);
+  receiver.join();
+  EXPECT_EQ(rc, CX_OK);
+  EXPECT_EQ(got, 5);
+  // And on this very thread, a blocking recv waits for another thread.
+  std::thread sender([&] {
+    int w = 6;
+    EXPECT_EQ(cx_channel_send(tx, &w), CX_OK);
+  });
+  EXPECT_EQ(cx_channel_recv(rx, &got), CX_OK);
+  EXPECT_EQ(got, 6);
+  sender.join();
+  cx_sender_drop(tx);
+  cx_receiver_drop(rx);
+}
+
 }  // namespace

@@ -816,4 +816,106 @@ TEST(OnExecutor, CombinatorSpawnedAsATask) {
   EXPECT_EQ(out[0] + out[1] + out[2], 6);
 }
 
+// ---- NULL arguments: the whole surface
+// --------------------------------------- Polls given NULL return CX_READY at
+// once (CX_EINVAL in an int result, SIZE_MAX as select's winner), poll nothing
+// and leave the state as it was; drops are no-ops; inits return CX_EINVAL.
+// Before, the polls crashed.
+
+TEST(CombinatorsNull, EveryFunctionAndVtableAcceptsNull) {
+  Harness h;
+  cx_context no_waker = {nullptr, nullptr, &h.timers, nullptr};
+  Stats st;
+  Countdown a = {1, 10, &st}, b = {1, 20, &st};
+  int oa = 0, ob = 0, rc = 0;
+  size_t winner = 0;
+
+  // join2
+  cx_join2 j2;
+  ASSERT_EQ(cx_join2_init(&j2, Fut(&kCountdownVt, &a), &oa,
+                          Fut(&kCountdownVt, &b), &ob),
+            CX_OK);
+  EXPECT_EQ(cx_join2_poll(nullptr, &h.cx), CX_READY);
+  EXPECT_EQ(cx_join2_poll(&j2, nullptr), CX_READY);
+  EXPECT_EQ(cx_join2_poll(&j2, &no_waker), CX_READY);
+  EXPECT_EQ(cx_join2_vtable.poll(nullptr, &h.cx, nullptr), CX_READY);
+  EXPECT_EQ(cx_join2_vtable.poll(&j2, nullptr, nullptr), CX_READY);
+  cx_join2_vtable.drop(nullptr);
+  cx_join2_drop(nullptr);
+  EXPECT_EQ(st.polls, 0);                            // nothing was polled
+  EXPECT_EQ(cx_join2_poll(&j2, &h.cx), CX_PENDING);  // j2 is intact
+  EXPECT_EQ(cx_join2_poll(&j2, &h.cx), CX_READY);
+  EXPECT_EQ(oa + ob, 30);
+
+  // join_all
+  a = {1, 10, &st};
+  st = Stats{};
+  cx_future fs[1] = {Fut(&kCountdownVt, &a)};
+  void *os[1] = {&oa};
+  cx_join_all ja;
+  ASSERT_EQ(cx_join_all_init(&ja, fs, os, 1), CX_OK);
+  EXPECT_EQ(cx_join_all_poll(nullptr, &h.cx), CX_READY);
+  EXPECT_EQ(cx_join_all_poll(&ja, nullptr), CX_READY);
+  EXPECT_EQ(cx_join_all_poll(&ja, &no_waker), CX_READY);
+  EXPECT_EQ(cx_join_all_vtable.poll(nullptr, &h.cx, nullptr), CX_READY);
+  EXPECT_EQ(cx_join_all_vtable.poll(&ja, nullptr, nullptr), CX_READY);
+  cx_join_all_vtable.drop(nullptr);
+  cx_join_all_drop(nullptr);
+  EXPECT_EQ(cx_join_all_remaining(nullptr), 0u);
+  EXPECT_EQ(cx_join_all_remaining(&ja), 1u);
+  EXPECT_EQ(st.polls, 0);
+  cx_join_all_drop(&ja);
+  EXPECT_EQ(st.drops, 1);
+
+  // select
+  a = {1, 10, &st};
+  st = Stats{};
+  cx_future fsel[1] = {Fut(&kCountdownVt, &a)};
+  cx_select sel;
+  ASSERT_EQ(cx_select_init(&sel, fsel, os, 1), CX_OK);
+  cxtest::ExpectPollRejectsNull(cx_select_poll, cx_select_vtable, &sel, &h.cx,
+                                SIZE_MAX);
+  cx_select_drop(nullptr);
+  EXPECT_EQ(st.polls, 0);
+  EXPECT_EQ(cx_select_poll(&sel, &h.cx, &winner), CX_PENDING);  // intact
+  cx_select_drop(&sel);
+
+  // and_then
+  a = {0, 10, &st};
+  cx_and_then at;
+  ASSERT_EQ(cx_and_then_init(
+                &at, Fut(&kCountdownVt, &a), &oa,
+                [](void *, void *, cx_future *) -> int { return CX_ECANCELED; },
+                nullptr, nullptr),
+            CX_OK);
+  st = Stats{};
+  cxtest::ExpectPollRejectsNull(cx_and_then_poll, cx_and_then_vtable, &at,
+                                &h.cx, int{CX_EINVAL});
+  cx_and_then_drop(nullptr);
+  EXPECT_EQ(st.polls, 0);
+  EXPECT_EQ(cx_and_then_poll(&at, &h.cx, &rc), CX_READY);  // intact
+  EXPECT_EQ(rc, CX_ECANCELED);
+  cx_and_then_drop(&at);
+
+  // timeout
+  Never n = {{nullptr, nullptr}, &st};
+  cx_timeout to;
+  EXPECT_EQ(cx_timeout_init(nullptr, Fut(&kNeverVt, &n), &oa, kMs), CX_EINVAL);
+  EXPECT_EQ(cx_timeout_init_until(nullptr, Fut(&kNeverVt, &n), &oa, kMs),
+            CX_EINVAL);
+  ASSERT_EQ(cx_timeout_init(&to, Fut(&kNeverVt, &n), &oa, kMs), CX_OK);
+  st = Stats{};
+  cxtest::ExpectPollRejectsNull(cx_timeout_poll, cx_timeout_vtable, &to, &h.cx,
+                                int{CX_EINVAL});
+  cx_timeout_drop(nullptr);
+  EXPECT_EQ(st.polls, 0);
+  EXPECT_EQ(cx_timeout_poll(&to, &h.cx, &rc), CX_PENDING);  // intact
+  h.Advance(kMs);
+  EXPECT_EQ(cx_timeout_poll(&to, &h.cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_ETIMEDOUT);
+  cx_timeout_drop(&to);
+  EXPECT_EQ(st.drops, 1);
+  cx_waker_drop(&n.waker);
+}
+
 }  // namespace

@@ -335,4 +335,89 @@ TEST(JoinFuture, AwaitsATaskOnAnotherExecutorThread) {
   EXPECT_EQ(alloc.live(), 0u);
 }
 
+// ---- cx_join_handle_wait inside a task -----------------------------------
+
+struct WaitInTask {
+  cx_join_handle *h;
+  int value;
+};
+
+TEST(JoinHandleWait, InsideATaskReturnsEdeadlkOnlyIfItWouldBlock) {
+  ScopedCountingAllocator alloc;
+  cxtest::Watchdog dog(20, "cx_join_handle_wait inside a task");
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  cxtest::Countdown cd{2, 77, nullptr};
+  WaitInTask w{nullptr, 0};
+  ASSERT_EQ(cx_spawn(ex, &cxtest::kCountdownVt, &cd, &w.h), CX_OK);
+  auto wait = [](void *c) {
+    auto *q = static_cast<WaitInTask *>(c);
+    return cx_join_handle_wait(q->h, &q->value, sizeof q->value);
+  };
+  // The countdown has not finished when the waiting task runs (it pends
+  // twice): waiting would stall the only thread that can finish it.
+  EXPECT_EQ(cxtest::RunInTask(wait, &w, ex), CX_EDEADLK);
+  EXPECT_EQ(cx_executor_run(ex), CX_OK);  // the countdown finishes
+  ASSERT_TRUE(cx_join_handle_is_finished(w.h));
+  // Finished: the wait does not block, so it works inside a task too.
+  EXPECT_EQ(cxtest::RunInTask(wait, &w, ex), CX_OK);
+  EXPECT_EQ(w.value, 77);
+  cx_join_handle_detach(w.h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// ---- a broken waker is refused by the join registration -------------------
+
+TEST(JoinFutureBrokenWaker, PendingJoinRefusesAVtableWithoutDrop) {
+  ScopedCountingAllocator alloc;
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  Countdown cd{1, 5};
+  cx_join_handle *h;
+  ASSERT_EQ(cx_spawn(ex, &kCountdownVt, &cd, &h), CX_OK);
+  CountingWaker target;
+  cx_waker_vtable vt = CountingWaker::kVtable;
+  vt.drop = nullptr;
+  cx_waker broken = {&vt, &target};
+  cx_context cx = cx_context_from_waker(&broken);
+  cx_join_future f;
+  cx_join_future_init(&f, h, nullptr, sizeof(int), false);
+  int rc = 0;
+  EXPECT_EQ(cx_join_future_poll(&f, &cx, &rc), CX_READY);  // would pend
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_join_future_drop(&f);
+  EXPECT_EQ(target.clones(), 0);
+  EXPECT_EQ(cx_executor_run(ex), CX_OK);
+  int v = 0;
+  EXPECT_EQ(cx_join_handle_try_join(h, &v, sizeof v), CX_OK);
+  EXPECT_EQ(v, 5);
+  cx_join_handle_detach(h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+// ---- NULL arguments: the whole surface
+// ---------------------------------------
+
+TEST(JoinFutureNull, EveryFunctionAndVtableAcceptsNull) {
+  CountingWaker target;
+  cx_waker w = target.Borrowed();
+  cx_context cx = cx_context_from_waker(&w);
+  int rc = 0;
+  cx_join_future_init(nullptr, nullptr, nullptr, 0, false);  // no-op
+  EXPECT_EQ(cx_join_future_poll(nullptr, &cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cx_join_future f;
+  cx_join_future_init(&f, nullptr, nullptr, 0, true);  // NULL handle
+  rc = 0;
+  EXPECT_EQ(cx_join_future_poll(&f, &cx, &rc), CX_READY);
+  EXPECT_EQ(rc, CX_EINVAL);
+  cxtest::ExpectPollRejectsNull(cx_join_future_poll, cx_join_future_vtable, &f,
+                                &cx, int{CX_EINVAL});
+  cx_join_future_drop(nullptr);
+  cx_join_future_drop(&f);
+  EXPECT_EQ(target.clones(), 0);
+}
+
 }  // namespace

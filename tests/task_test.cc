@@ -18,6 +18,7 @@
 #include "executor/internal/task.h"
 #include "tests/testutil.h"
 #include "waker/error.h"
+#include "waker/internal/current.h"
 #include "waker/waker.h"
 
 namespace {
@@ -1045,6 +1046,26 @@ TEST_F(TaskTest, JoinWakerReplacementRacesWithCompletion) {
   // Which interleavings happened depends on the machine; shown, not checked.
   std::printf("ready at once %d, B woken %d, A armed %d\n", outcomes[0],
               outcomes[1], outcomes[2]);
+}
+
+// ---- cx_join_handle_wait on an executor's thread ----------------------------
+
+TEST_F(TaskTest, JoinHandleWaitOnAnExecutorThreadReturnsEdeadlk) {
+  cxtest::Watchdog dog(20, "cx_join_handle_wait with the executor marker set");
+  cx__task *t = Spawn(true, 5);
+  cx_join_handle *h = cx__task_to_handle(t);
+  int marker = 0;  // any non-NULL value: "this thread runs an executor"
+  void *prev = cx__set_current_executor(&marker);
+  int out = 0;
+  EXPECT_EQ(cx_join_handle_wait(h, &out, sizeof out), CX_EDEADLK);
+  EXPECT_EQ(alloc.live(), 1u);  // no parker was allocated: only the task
+  cx__set_current_executor(prev);
+  Complete(t);
+  prev = cx__set_current_executor(&marker);
+  EXPECT_EQ(cx_join_handle_wait(h, &out, sizeof out), CX_OK);  // no block
+  cx__set_current_executor(prev);
+  EXPECT_EQ(out, 5);
+  cx_join_handle_detach(h);
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #include "tests/testutil.h"
 
+#include <gtest/gtest.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
+#include "executor/executor.h"
 #include "waker/error.h"
 
 namespace cxtest {
@@ -207,5 +211,48 @@ const cx_future_vtable kNeverVt = {.poll = NeverPoll,
                                    .state_size = sizeof(Never),
                                    .state_align = alignof(Never),
                                    .output_size = sizeof(int)};
+
+Watchdog::Watchdog(int seconds, const char *what) {
+  thread_ = std::thread([this, seconds, what] {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(seconds),
+                      [this] { return done_; })) {
+      std::fprintf(stderr, "watchdog: still blocked after %d s: %s\n", seconds,
+                   what);
+      std::abort();
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+static cx_poll CallInTaskPoll(void *self, cx_context *cx, void *out) {
+  (void)cx;
+  auto *c = static_cast<CallInTask *>(self);
+  *static_cast<int *>(out) = c->fn(c->ctx);
+  return CX_READY;
+}
+
+const cx_future_vtable kCallInTaskVt = {.poll = CallInTaskPoll,
+                                        .drop = nullptr,
+                                        .state_size = sizeof(CallInTask),
+                                        .state_align = alignof(CallInTask),
+                                        .output_size = sizeof(int)};
+
+int RunInTask(int (*fn)(void *ctx), void *ctx, cx_executor *ex) {
+  CallInTask call{fn, ctx};
+  int rc = 1;
+  int run = ex ? cx_executor_block_on(ex, &kCallInTaskVt, &call, &rc, sizeof rc)
+               : cx_block_on(&kCallInTaskVt, &call, &rc, sizeof rc);
+  EXPECT_EQ(run, CX_OK);
+  return rc;
+}
 
 }  // namespace cxtest

@@ -29,15 +29,21 @@
 #define CEXEC_TESTS_TESTUTIL_H
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "timer/timer.h"
 #include "waker/alloc.h"
 #include "waker/waker.h"
+
+struct cx_executor;
 
 namespace cxtest {
 
@@ -157,6 +163,23 @@ class CountingWaker {
       drops_{0};
 };
 
+// Fails the test program instead of letting it hang: unless destroyed
+// within `seconds`, prints `what` and aborts. For tests of calls that used
+// to block forever (a regression then fails fast with a message).
+class Watchdog {
+ public:
+  Watchdog(int seconds, const char *what);
+  ~Watchdog();
+  Watchdog(const Watchdog &) = delete;
+  Watchdog &operator=(const Watchdog &) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 // Test futures shared by the async suites (output: an int).
 struct Stats {
   int polls = 0;
@@ -177,6 +200,46 @@ struct Never {
   Stats *stats;
 };
 extern const cx_future_vtable kNeverVt;
+
+// Calls fn(ctx) on its first poll and is ready with the int fn returns: runs
+// a piece of test code inside a task (cx_block_on(&kCallInTaskVt, ...)).
+struct CallInTask {
+  int (*fn)(void *ctx);
+  void *ctx;
+};
+extern const cx_future_vtable kCallInTaskVt;
+
+// Runs fn(ctx) inside a task and returns what it returned: on `ex` with
+// cx_executor_block_on, or on a fresh executor (cx_block_on) when ex is
+// NULL. Adds a test failure if the task cannot be run.
+int RunInTask(int (*fn)(void *ctx), void *ctx, cx_executor *ex = nullptr);
+
+// Checks the NULL rule on a poll function with a result output and on its
+// vtable: NULL self, context or context waker make it return CX_READY with
+// `invalid` in the result (and a NULL result pointer is not written); the
+// vtable's poll and drop accept NULL. `good` is a valid context for self.
+template <typename T, typename Out>
+void ExpectPollRejectsNull(cx_poll (*poll)(T *, cx_context *, Out *),
+                           const cx_future_vtable &vt, T *self,
+                           cx_context *good, Out invalid) {
+  cx_context no_waker = *good;
+  no_waker.waker = nullptr;
+  struct Case {
+    T *self;
+    cx_context *cx;
+  } cases[] = {{nullptr, good}, {self, nullptr}, {self, &no_waker}};
+  for (const Case &c : cases) {
+    Out r{};
+    EXPECT_EQ(poll(c.self, c.cx, &r), CX_READY);
+    EXPECT_EQ(r, invalid);
+    r = Out{};
+    EXPECT_EQ(vt.poll(c.self, c.cx, &r), CX_READY);
+    EXPECT_EQ(r, invalid);
+  }
+  EXPECT_EQ(poll(self, nullptr, nullptr), CX_READY);
+  EXPECT_EQ(vt.poll(self, nullptr, nullptr), CX_READY);
+  vt.drop(nullptr);
+}
 
 }  // namespace cxtest
 

@@ -5,6 +5,16 @@
  * It is process-wide, like libuv's uv_replace_allocator(): tests install a
  * counting or failing allocator to prove that allocation failure is reported
  * and that nothing leaks. cexec never calls malloc() directly.
+ *
+ * NULL arguments (the same rule in every cexec header): no function crashes
+ * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
+ * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
+ * int result if it has one (a NULL result pointer is simply not written); a
+ * drop, detach or other release function does nothing; a void init does
+ * nothing (the poll then reports CX_EINVAL); a query returns the neutral
+ * value its comment names. A pointer that may be NULL on purpose (an
+ * optional output) says what NULL means at the function. Exceptions are
+ * inline hot-path helpers, marked "must not be NULL".
  */
 #ifndef CEXEC_ALLOC_H
 #define CEXEC_ALLOC_H
@@ -33,7 +43,7 @@ typedef struct cx_allocator {
  * block must be freed by the allocator that made it. */
 int cx_set_allocator(const cx_allocator *a);
 
-/* The allocator in force (a copy). */
+/* The allocator in force (a copy). Takes no pointer. */
 cx_allocator cx_get_allocator(void);
 
 /* Allocate through the installed allocator. Exposed so that futures written

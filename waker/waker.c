@@ -1,25 +1,48 @@
 #include "waker/waker.h"
 
 #include "waker/error.h"
+#include "waker/internal/current.h"
+
+int cx_waker_vtable_check(const cx_waker_vtable *vt) {
+  if (vt == NULL || vt->clone == NULL || vt->wake == NULL ||
+      vt->wake_by_ref == NULL || vt->drop == NULL)
+    return CX_EINVAL;
+  return CX_OK;
+}
 
 int cx_waker_clone(const cx_waker *w, cx_waker *out) {
   if (out == NULL) return CX_EINVAL;
   *out = CX_WAKER_EMPTY;
   if (w == NULL) return CX_EINVAL;
   if (w->vtable == NULL) return CX_OK;
-  return w->vtable->clone(w->data, out);
+  /* Every waker cexec keeps was cloned here: refusing a broken vtable now
+   * is what keeps a NULL function from being called later, far away. */
+  if (cx_waker_vtable_check(w->vtable) != CX_OK) return CX_EINVAL;
+  int rc = w->vtable->clone(w->data, out);
+  if (rc != CX_OK) {
+    *out = CX_WAKER_EMPTY;
+    return rc;
+  }
+  if (out->vtable != NULL && cx_waker_vtable_check(out->vtable) != CX_OK) {
+    *out = CX_WAKER_EMPTY; /* cannot be dropped: its reference is lost */
+    return CX_EINVAL;
+  }
+  return CX_OK;
 }
+
+/* The wake and drop calls below test the one function they call: a waker
+ * made by hand with a broken vtable is a no-op there, never a crash. */
 
 void cx_waker_wake(cx_waker *w) {
   if (w == NULL || w->vtable == NULL) return;
   /* Empty the slot first: the wake may free memory that holds *w. */
   cx_waker taken = *w;
   *w = CX_WAKER_EMPTY;
-  taken.vtable->wake(taken.data);
+  if (taken.vtable->wake != NULL) taken.vtable->wake(taken.data);
 }
 
 void cx_waker_wake_by_ref(const cx_waker *w) {
-  if (w == NULL || w->vtable == NULL) return;
+  if (w == NULL || w->vtable == NULL || w->vtable->wake_by_ref == NULL) return;
   w->vtable->wake_by_ref(w->data);
 }
 
@@ -27,7 +50,7 @@ void cx_waker_drop(cx_waker *w) {
   if (w == NULL || w->vtable == NULL) return;
   cx_waker taken = *w;
   *w = CX_WAKER_EMPTY;
-  taken.vtable->drop(taken.data);
+  if (taken.vtable->drop != NULL) taken.vtable->drop(taken.data);
 }
 
 bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b) {
@@ -39,6 +62,10 @@ bool cx_waker_will_wake(const cx_waker *a, const cx_waker *b) {
 
 int cx_waker_store(cx_waker *slot, const cx_waker *w) {
   if (slot == NULL || w == NULL) return CX_EINVAL;
+  /* Checked before the will_wake shortcut: a broken waker is refused even
+   * when the slot already holds the same one. */
+  if (w->vtable != NULL && cx_waker_vtable_check(w->vtable) != CX_OK)
+    return CX_EINVAL;
   if (cx_waker_will_wake(slot, w)) return CX_OK;
   cx_waker fresh;
   int rc = cx_waker_clone(w, &fresh);
@@ -53,8 +80,10 @@ static void cx__noop_fn(const void *data) {
   (void)data;
 }
 
-static const cx_waker_vtable cx__noop_vtable = {cx__noop_clone, cx__noop_fn,
-                                                cx__noop_fn, cx__noop_fn};
+static const cx_waker_vtable cx__noop_vtable = {.clone = cx__noop_clone,
+                                                .wake = cx__noop_fn,
+                                                .wake_by_ref = cx__noop_fn,
+                                                .drop = cx__noop_fn};
 
 static int cx__noop_clone(const void *data, cx_waker *out) {
   out->vtable = &cx__noop_vtable;
@@ -77,4 +106,17 @@ int cx_future_vtable_check(const cx_future_vtable *vt) {
   if (vt->state_size > 0x3fffffffu || vt->output_size > 0x3fffffffu)
     return CX_EINVAL;
   return CX_OK;
+}
+
+/* One per thread: plain loads and stores, never shared between threads. */
+static _Thread_local void *cx__current_ex;
+
+void *cx__current_executor(void) {
+  return cx__current_ex;
+}
+
+void *cx__set_current_executor(void *ex) {
+  void *prev = cx__current_ex;
+  cx__current_ex = ex;
+  return prev;
 }
