@@ -15,6 +15,7 @@
 #include "executor/task.h"
 #include "io/io.h"
 #include "net/net.h"
+#include "runtime/runtime.h"
 #include "timer/timer.h"
 #include "waker/alloc.h"
 #include "waker/error.h"

@@ -9,6 +9,13 @@
  * of their waker to the pool, yielding, sleeping on real timers (so the
  * executor parks and is woken from other threads), or spawning children.
  *
+ * With --runtime the same threads drive the multi-threaded runtime
+ * (runtime/runtime.h, 2 workers) instead: tasks are polled on its workers
+ * and checked to be, wakes land on whichever worker, tasks spawn children
+ * with cx_runtime_spawn, sleeps report CX_ENOTSUP (no timers there yet),
+ * and the end is a cx_runtime_shutdown with a short grace period that
+ * cancels what is left, with the same accounting.
+ *
  * After CX_THREADS_SECONDS (default 2) a controller thread stops the
  * workers, drains the pools and drops the last spawner, which lets run()
  * return. Then, with no other thread active, the executor's invariants are
@@ -31,6 +38,7 @@
 #include "executor/debug.h"
 #include "executor/executor.h"
 #include "fuzz/fuzz_util.h"
+#include "runtime/runtime.h"
 #include "timer/timer.h"
 #include "waker/error.h"
 
@@ -48,6 +56,12 @@ enum { K_EXTERNAL, K_YIELD, K_SLEEP, K_PARENT, K_COUNT };
 /* ---- shared state ------------------------------------------------------- */
 
 static cx_executor *g_ex;
+static cx_runtime *g_rt; /* --runtime: the multi-threaded runtime instead */
+
+/* True on the thread that may poll and drop our futures now. */
+static bool on_our_scheduler(void) {
+  return g_rt ? cx_runtime_current() == g_rt : cx_executor_current() == g_ex;
+}
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static cx_waker g_pool[POOL_MAX];
@@ -169,7 +183,7 @@ static cx_poll th_yield(cx_context *cx) {
 static cx_poll th_poll(void *self, cx_context *cx, void *out) {
   th_fut *f = self;
   CHECK(f->magic == FUT_MAGIC, "poll of a dropped or corrupt future");
-  CHECK(cx_executor_current() == g_ex, "polled off the executor thread");
+  CHECK(on_our_scheduler(), "polled off the executor's threads");
   atomic_fetch_add(&g_polls, 1);
   rng r = {f->seed};
   f->seed = rnd(&r) | ((uint64_t)rnd(&r) << 32) | 1;
@@ -200,6 +214,9 @@ static cx_poll th_poll(void *self, cx_context *cx, void *out) {
         int res;
         if (cx_sleep_poll(&f->sleep, cx, &res) == CX_PENDING)
           return CX_PENDING;
+        /* The runtime has no timer driver (cx->timers NULL). */
+        CHECK(!g_rt || res == CX_ENOTSUP, "sleep on the runtime gave %s",
+              cx_err_name(res));
         f->sleeping = false;
       }
       return th_yield(cx);
@@ -208,7 +225,11 @@ static cx_poll th_poll(void *self, cx_context *cx, void *out) {
         th_fut child = th_make(&r, (int)(rnd(&r) % K_COUNT));
         cx_join_handle *h = NULL;
         bool keep = rnd(&r) & 1;
-        int rc = cx_spawn(cx->executor, &th_vt, &child, keep ? &h : NULL);
+        int rc = g_rt ? cx_runtime_spawn(cx_runtime_current(), &th_vt, &child,
+                                         keep ? &h : NULL)
+                      : cx_spawn(cx->executor, &th_vt, &child, keep ? &h : NULL);
+        /* The runtime refuses spawns once its shutdown has begun. */
+        if (g_rt && rc == CX_ESHUTDOWN) return th_yield(cx);
         CHECK(rc == CX_OK, "spawn from a task: %s", cx_err_name(rc));
         atomic_fetch_add(&g_spawned, 1);
         if (keep && !handle_push(h, child.kind)) cx_join_handle_detach(h);
@@ -222,7 +243,7 @@ static cx_poll th_poll(void *self, cx_context *cx, void *out) {
 static void th_drop(void *self) {
   th_fut *f = self;
   CHECK(f->magic == FUT_MAGIC, "future dropped twice or corrupt");
-  CHECK(cx_executor_current() == g_ex, "future dropped off the executor");
+  CHECK(on_our_scheduler(), "future dropped off the executor's threads");
   cx_sleep_drop(&f->sleep);
   f->magic = 0;
   atomic_fetch_add(&g_drops, 1);
@@ -235,6 +256,7 @@ typedef struct worker {
   int idx;
   uint64_t seed;
   cx_spawner *sp;
+  cx_runtime_spawner *rsp; /* --runtime */
 } worker;
 
 static void take_output(int rc, uint64_t v, const char *how) {
@@ -281,7 +303,9 @@ static void *worker_main(void *arg) {
       th_fut f = th_make(&r, kind);
       bool keep = rnd(&r) % 3 != 0;
       cx_join_handle *h = NULL;
-      int rc = cx_spawner_spawn(wk->sp, &th_vt, &f, keep ? &h : NULL);
+      int rc = g_rt ? cx_runtime_spawner_spawn(wk->rsp, &th_vt, &f,
+                                               keep ? &h : NULL)
+                    : cx_spawner_spawn(wk->sp, &th_vt, &f, keep ? &h : NULL);
       CHECK(rc == CX_OK, "spawner_spawn: %s", cx_err_name(rc));
       atomic_fetch_add(&g_spawned, 1);
       if (keep && !handle_push(h, kind)) cx_join_handle_detach(h);
@@ -317,6 +341,7 @@ static void *worker_main(void *arg) {
     }
   }
   cx_spawner_drop(wk->sp);
+  cx_runtime_spawner_drop(wk->rsp);
   return NULL;
 }
 
@@ -358,7 +383,71 @@ static void *controller_main(void *arg) {
   return NULL;
 }
 
-int main(void) {
+/* --runtime: the same threads against the multi-threaded runtime. */
+static int main_runtime(double seconds, uint64_t seed) {
+  cx_runtime_options o = {.workers = 2};
+  CHECK(cx_runtime_create(&o, &g_rt) == CX_OK, "runtime create");
+  rng r = {seed};
+  controller c;
+  memset(&c, 0, sizeof c);
+  c.seconds = seconds;
+  for (int i = 0; i < 64; i++) {
+    int kind = i % K_COUNT;
+    th_fut f = th_make(&r, kind);
+    cx_join_handle *h = NULL;
+    CHECK(cx_runtime_spawn(g_rt, &th_vt, &f, (i & 1) ? &h : NULL) == CX_OK,
+          "spawn");
+    atomic_fetch_add(&g_spawned, 1);
+    if (h && !handle_push(h, kind)) cx_join_handle_detach(h);
+  }
+  for (int i = 0; i < N_WORKERS; i++) {
+    worker *wk = &c.workers[i];
+    wk->idx = i;
+    wk->seed = seed * (uint64_t)(2 * i + 3) | 1;
+    CHECK(cx_runtime_spawner_create(g_rt, &wk->rsp) == CX_OK, "spawner");
+    CHECK(pthread_create(&wk->th, NULL, worker_main, wk) == 0, "thread");
+  }
+  CHECK(pthread_create(&c.th, NULL, controller_main, &c) == 0, "thread");
+  pthread_join(c.th, NULL);
+  /* Half the pooled wakers were dropped: those tasks never end. A short
+   * grace period, then shutdown cancels the rest. */
+  int rc = cx_runtime_shutdown(g_rt, 200 * 1000 * 1000);
+  CHECK(rc == CX_OK || rc == CX_ETIMEDOUT, "shutdown gave %s",
+        cx_err_name(rc));
+  cx_runtime_stats st;
+  CHECK(cx_runtime_get_stats(g_rt, &st) == CX_OK, "stats");
+  long spawned = atomic_load(&g_spawned);
+  CHECK((long)st.spawned == spawned, "stats.spawned %llu, spawned %ld",
+        (unsigned long long)st.spawned, spawned);
+  CHECK((long)st.polls == atomic_load(&g_polls), "stats.polls");
+  CHECK(st.live == 0, "%llu live after shutdown", (unsigned long long)st.live);
+  CHECK((long)(st.completed + st.cancelled) == spawned, "completed+cancelled");
+  CHECK(cx_runtime_destroy(g_rt) == CX_OK, "destroy");
+  long drops = atomic_load(&g_drops);
+  CHECK(drops == spawned, "%ld futures dropped, %ld spawned", drops, spawned);
+  long made = atomic_load(&g_outputs_made);
+  long taken = atomic_load(&g_outputs_taken);
+  long dropped_out = atomic_load(&g_outputs_dropped);
+  CHECK(made == taken + dropped_out,
+        "%ld outputs made, %ld taken by joins, %ld dropped", made, taken,
+        dropped_out);
+  fz_alloc_stats as = fz_alloc_stats_get();
+  CHECK(as.live == 0 && as.live_bytes == 0, "%lld blocks leaked",
+        (long long)as.live);
+  fprintf(stderr,
+          "threads --runtime: shutdown %s; %ld tasks, %ld polls, %ld wakes "
+          "from threads, %ld cancels, %ld blocking joins, %llu steals, %llu "
+          "parks; all freed\n",
+          cx_err_name(rc), spawned, atomic_load(&g_polls),
+          atomic_load(&g_wakes), atomic_load(&g_cancels),
+          atomic_load(&g_joins_waited), (unsigned long long)st.steals,
+          (unsigned long long)st.parks);
+  fz_alloc_uninstall();
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  bool runtime = argc > 1 && strcmp(argv[1], "--runtime") == 0;
   const char *secs = getenv("CX_THREADS_SECONDS");
   double seconds = secs ? atof(secs) : 2.0;
   const char *seed_s = getenv("CX_THREADS_SEED");
@@ -370,6 +459,7 @@ int main(void) {
   alarm((unsigned)(seconds + 120)); /* a hang fails the test */
 
   fz_alloc_install(0);
+  if (runtime) return main_runtime(seconds, seed);
   CHECK(cx_executor_create(NULL, &g_ex) == CX_OK, "create");
   rng r = {seed};
   controller c;
