@@ -14,6 +14,7 @@
 #ifndef CEXEC_BENCH_H
 #define CEXEC_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -50,7 +51,7 @@ static inline void bench_keep(const void *p) {
 int bench_w1_spawn(void);
 int bench_w2_yield(void);
 int bench_w3_pingpong(void);
-int bench_w4_timers(void);
+int bench_w4_timers(bool io); /* io: W4io, parked in the epoll driver */
 /* W5 modes: the thread parks (W5), spins (W5spin), spins beside a busy
  * executor (W5busy). */
 enum { W5_PARK = 0, W5_SPIN = 1, W5_BUSY = 2 };

@@ -20,7 +20,7 @@
 
 static int usage(void) {
   fprintf(stderr,
-          "usage: bench <W1|W2|W3|W4|W5|W5spin|W5busy|W6> [--limit]\n"
+          "usage: bench <W1|W2|W3|W4|W4io|W5|W5spin|W5busy|W6> [--limit]\n"
           "  --limit: the floor (peer cexec_limit), for W1, W2, W4, W5\n");
   return 2;
 }
@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
   if (strcmp(w, "W1") == 0) return bench_w1_spawn();
   if (strcmp(w, "W2") == 0) return bench_w2_yield();
   if (strcmp(w, "W3") == 0) return bench_w3_pingpong();
-  if (strcmp(w, "W4") == 0) return bench_w4_timers();
+  if (strcmp(w, "W4") == 0) return bench_w4_timers(false);
+  if (strcmp(w, "W4io") == 0) return bench_w4_timers(true);
   if (strcmp(w, "W5") == 0) return bench_w5_xwake(W5_PARK);
   if (strcmp(w, "W5spin") == 0) return bench_w5_xwake(W5_SPIN);
   if (strcmp(w, "W5busy") == 0) return bench_w5_xwake(W5_BUSY);

@@ -11,6 +11,7 @@
 #include "executor/coro.h"
 #include "executor/executor.h"
 #include "executor/join_future.h"
+#include "executor/observe.h"
 #include "executor/task.h"
 #include "io/io.h"
 #include "net/net.h"

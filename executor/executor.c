@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "executor/internal/executor.h"
+#include "executor/internal/observe.h"
 #include "io/io.h"
 #include "waker/internal/current.h"
 
@@ -57,6 +58,7 @@ void cx__ex_unref(cx_executor *ex) {
     if (ex->io_driver) ex->io_driver->vtable->destroy(ex->io_driver);
     ex->futex.base.vtable->destroy(&ex->futex.base);
     pthread_mutex_destroy(&ex->mu);
+    cx__obs_destroy(ex->obs);
     cx_free(ex, sizeof *ex, _Alignof(cx_executor));
   }
 }
@@ -92,6 +94,7 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   memset(ex, 0, sizeof *ex);
   ex->sched.schedule = cx__ex_schedule;
   ex->sched.task_freed = cx__ex_task_freed;
+  cx__obs_sched_init(ex); /* ex->sched_tracked */
   ex->host.io_driver = cx__ex_io_driver;
   cx_timers_init(&ex->timers, opts ? opts->clock : NULL,
                  opts ? opts->clock_ctx : NULL);
@@ -103,6 +106,12 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   }
   ex->driver = &ex->futex.base;
   if (pthread_mutex_init(&ex->mu, NULL) != 0) {
+    ex->futex.base.vtable->destroy(&ex->futex.base);
+    cx_free(ex, sizeof *ex, _Alignof(cx_executor));
+    return CX_ENOMEM;
+  }
+  if (cx__obs_create(opts ? opts->observe : NULL, &ex->obs) != CX_OK) {
+    pthread_mutex_destroy(&ex->mu);
     ex->futex.base.vtable->destroy(&ex->futex.base);
     cx_free(ex, sizeof *ex, _Alignof(cx_executor));
     return CX_ENOMEM;
@@ -158,21 +167,38 @@ int cx_executor_destroy(cx_executor *ex) {
 
 /* ---- spawning and running ------------------------------------------------ */
 
-int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable, const void *state,
-             cx_join_handle **handle) {
+int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
+              const cx_future_vtable *vtable, const void *state,
+              cx_join_handle **handle) {
   if (handle) *handle = NULL;
   if (ex == NULL) return CX_EINVAL;
   if (cx_future_vtable_check(vtable) != CX_OK) return CX_EINVAL;
   if (state == NULL && vtable->state_size > 0) return CX_EINVAL;
   if (ex->destroyed) return CX_ESHUTDOWN;
-  cx__task *t = cx__task_create(vtable, state, &ex->sched, handle != NULL);
+  /* Tracked (observe.c): named, or on an executor that tracks all. */
+  bool debug = name || file || (ex->obs && ex->obs->track);
+  cx__task *t = cx__task_create(
+      vtable, state, debug ? &ex->sched_tracked : &ex->sched, handle != NULL);
   if (t == NULL) return CX_ENOMEM;
+  if (debug) cx__obs_task_init(t, name, file, line);
   cx__ex_ref(ex); /* the task's */
   cx__owned_link(ex, t);
   cx__local_push(ex, t);
   ex->stats.spawned++;
   if (handle) *handle = cx__task_to_handle(t);
+  if (debug || ex->obs) cx__obs_accept(ex, t);
   return CX_OK;
+}
+
+int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable, const void *state,
+             cx_join_handle **handle) {
+  return cx__spawn(ex, NULL, NULL, 0, vtable, state, handle);
+}
+
+int cx_spawn_named(cx_executor *ex, const char *name, const char *file,
+                   int line, const cx_future_vtable *vtable, const void *state,
+                   cx_join_handle **handle) {
+  return cx__spawn(ex, name, file, line, vtable, state, handle);
 }
 
 int cx_executor_run(cx_executor *ex) {
@@ -226,7 +252,8 @@ int cx_executor_step(cx_executor *ex) {
 int cx_executor_join(cx_executor *ex, cx_join_handle *h, void *out,
                      size_t out_size) {
   if (ex == NULL || h == NULL) return CX_EINVAL;
-  if (cx__task_from_handle(h)->sched != &ex->sched) return CX_EINVAL;
+  cx__scheduler *s = cx__task_from_handle(h)->sched;
+  if (s != &ex->sched && s != &ex->sched_tracked) return CX_EINVAL;
   cx_executor *saved;
   if (ex->destroyed || !cx__enter(ex, &saved)) return CX_EBUSY;
   int rc = CX_OK;

@@ -42,6 +42,10 @@ typedef struct cx_executor_options {
    * custom clock, parking converts "deadline - now" to a real duration. */
   cx_clock_fn clock;
   void *clock_ctx;
+  /* Task dump tracking, metrics, slow-poll warning, hooks
+   * (executor/observe.h); copied at create. NULL: all off, and no cost
+   * beyond one branch per poll. */
+  const struct cx_observe_options *observe;
 } cx_executor_options;
 
 /* Creates an executor. opts may be NULL. Returns CX_OK, CX_EINVAL (out

@@ -58,7 +58,7 @@ void cx__park(cx_executor *ex) {
   }
   pthread_mutex_lock(&ex->mu);
   if (ex->remote_head == NULL && ex->spawned_head == NULL &&
-      !ex->spawners_gone) {
+      !ex->spawners_gone && ex->obs_requests == NULL) {
     ex->sleeping = true;
     ex->stats.parks++;
     cx_driver *d = ex->driver;

@@ -9,6 +9,7 @@
  * queue at a time (its SCHEDULED bit), so one link field serves both.
  */
 #include "executor/internal/executor.h"
+#include "executor/internal/observe.h"
 
 cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
   cx__task **head = spawned ? &ex->spawned_head : &ex->remote_head;
@@ -67,6 +68,9 @@ void cx__take_remote(cx_executor *ex) {
   pthread_mutex_lock(&ex->mu);
   cx__task *spawned = ex->spawned_head;
   cx__task *woken = ex->remote_head;
+  cx__obs_request *reqs = ex->obs_requests; /* observe.c */
+  ex->obs_requests = NULL;
+  for (cx__obs_request *r = reqs; r; r = r->next) r->taken = true;
   ex->spawned_head = ex->spawned_tail = NULL;
   ex->remote_head = ex->remote_tail = NULL;
   ex->remote_len = 0;
@@ -83,12 +87,15 @@ void cx__take_remote(cx_executor *ex) {
     spawned = t->next;
     cx__owned_link(ex, t);
     cx__local_push(ex, t);
+    if (ex->obs || t->sched == &ex->sched_tracked) cx__obs_accept(ex, t);
   }
   while (woken) {
     cx__task *t = woken;
     woken = t->next;
     cx__local_push(ex, t);
   }
+  /* After the spawned tasks joined the owned list: a dump shows them. */
+  if (reqs) cx__obs_serve(ex, reqs);
 }
 
 bool cx__remote_empty(cx_executor *ex) {

@@ -5,6 +5,7 @@
  * spawner is alive.
  */
 #include "executor/internal/executor.h"
+#include "executor/internal/observe.h"
 
 static cx_executor *cx__spawner_ex(cx_spawner *sp) {
   return (cx_executor *)sp;
@@ -54,16 +55,23 @@ void cx_spawner_drop(cx_spawner *sp) {
   cx__ex_unref(ex);
 }
 
-int cx_spawner_spawn(cx_spawner *sp, const cx_future_vtable *vtable,
-                     const void *state, cx_join_handle **handle) {
+/* A spawn from any thread, with an optional name and site (observe.c). */
+static int cx__spawner_spawn(cx_spawner *sp, const char *name, const char *file,
+                             int line, const cx_future_vtable *vtable,
+                             const void *state, cx_join_handle **handle) {
   if (handle) *handle = NULL;
   if (sp == NULL) return CX_EINVAL;
   cx_executor *ex = cx__spawner_ex(sp);
-  if (cx__ex_current() == ex) return cx_spawn(ex, vtable, state, handle);
+  if (cx__ex_current() == ex)
+    return cx__spawn(ex, name, file, line, vtable, state, handle);
   if (cx_future_vtable_check(vtable) != CX_OK) return CX_EINVAL;
   if (state == NULL && vtable->state_size > 0) return CX_EINVAL;
-  cx__task *t = cx__task_create(vtable, state, &ex->sched, handle != NULL);
+  /* ex->obs is fixed at create: readable from any thread. */
+  bool debug = name || file || (ex->obs && ex->obs->track);
+  cx__task *t = cx__task_create(
+      vtable, state, debug ? &ex->sched_tracked : &ex->sched, handle != NULL);
   if (t == NULL) return CX_ENOMEM;
+  if (debug) cx__obs_task_init(t, name, file, line);
   pthread_mutex_lock(&ex->mu);
   if (ex->closed) {
     pthread_mutex_unlock(&ex->mu);
@@ -76,4 +84,15 @@ int cx_spawner_spawn(cx_spawner *sp, const cx_future_vtable *vtable,
   pthread_mutex_unlock(&ex->mu);
   if (d) cx__unpark(ex, d);
   return CX_OK;
+}
+
+int cx_spawner_spawn(cx_spawner *sp, const cx_future_vtable *vtable,
+                     const void *state, cx_join_handle **handle) {
+  return cx__spawner_spawn(sp, NULL, NULL, 0, vtable, state, handle);
+}
+
+int cx_spawner_spawn_named(cx_spawner *sp, const char *name, const char *file,
+                           int line, const cx_future_vtable *vtable,
+                           const void *state, cx_join_handle **handle) {
+  return cx__spawner_spawn(sp, name, file, line, vtable, state, handle);
 }

@@ -107,10 +107,18 @@ static inline uint64_t cx__refs_of(uint64_t s) {
   return s >> CX__REF_SHIFT;
 }
 
+/* Bytes of a task's allocation: its layout, plus the scheduler's extra
+ * block if it keeps one. */
+static size_t cx__task_alloc_size(const cx__task_layout *l,
+                                  const cx__scheduler *sched) {
+  if (sched->task_extra == 0) return l->size;
+  return cx__task_extra_off(l) + sched->task_extra;
+}
+
 cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
                           cx__scheduler *sched, bool with_handle) {
   cx__task_layout l = cx__task_layout_of(vt, with_handle);
-  cx__task *t = cx_alloc(l.size, l.align);
+  cx__task *t = cx_alloc(cx__task_alloc_size(&l, sched), l.align);
   if (t == NULL) return NULL;
   uint64_t refs = 2 + (with_handle ? 1 : 0);
   uint64_t flags = CX__SCHEDULED | (with_handle ? CX__JOIN_INTEREST : 0);
@@ -124,13 +132,14 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   atomic_init(&t->polls, 0);
   t->layout = (uint32_t)l.output_off | (with_handle ? CX__TASK_JOIN_SLOT : 0);
   if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
+  if (sched->task_extra) memset(cx__task_extra(t), 0, sched->task_extra);
   if (vt->state_size > 0) memcpy(cx__task_state(t), state, vt->state_size);
   return t;
 }
 
 static void cx__task_free_memory(cx__task *t) {
   cx__task_layout l = cx__task_layout_of(t->vtable, cx__task_has_join_slot(t));
-  cx_free(t, l.size, l.align);
+  cx_free(t, cx__task_alloc_size(&l, t->sched), l.align);
 }
 
 static void cx__task_dealloc(cx__task *t) {

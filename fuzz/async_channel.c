@@ -716,7 +716,7 @@ int cx_fuzz_async_channel(const uint8_t *data, size_t size) {
   w->recv_task = -1;
   fz_input_init(&w->in, data, size);
   fz_alloc_install(0);
-  cx_executor_options opts = {fz_clock, w};
+  cx_executor_options opts = {.clock = fz_clock, .clock_ctx = w};
   int rc = cx_executor_create(&opts, &w->ex);
   CHECK(rc == CX_OK, "executor create gave %s", cx_err_name(rc));
   uint8_t setup = fz_u8(&w->in);

@@ -1115,7 +1115,7 @@ static int fz_run(const uint8_t *data, size_t size, uint64_t fail_at) {
   fz_alloc_track(true);
 
   uint8_t setup = fz_u8(&w->in);
-  cx_executor_options opts = {fz_clock, w};
+  cx_executor_options opts = {.clock = fz_clock, .clock_ctx = w};
   if (setup & 1) { /* creation fails first, leaving nothing behind */
     w->fail_next = w->attempts + 1;
     fz_alloc_fail_in(1);

@@ -42,6 +42,7 @@ struct FakeScheduler : cx__scheduler {
   FakeScheduler() {
     schedule = &FakeScheduler::Schedule;
     task_freed = &FakeScheduler::TaskFreed;
+    task_extra = 0;
   }
 
   static void Schedule(cx__scheduler *s, cx__task *t) {

@@ -171,6 +171,11 @@ typedef struct cx_future_vtable {
   size_t state_align;  /* power of two <= 64; 0 means alignof(max_align_t) */
   size_t output_size;  /* bytes of output, may be 0 */
   size_t output_align; /* power of two <= 64; 0 means alignof(max_align_t) */
+  /* Optional, diagnostics only (the task dump, executor/observe.h): where
+   * the future is suspended now. Returns a source line (> 0) and sets *file,
+   * or 0 when unknown. Called on the executor's thread between polls; must
+   * only read self. Coroutines get one from CX_CORO_DEBUG_LOCATION. */
+  int (*debug_location)(const void *self, const char **file);
 } cx_future_vtable;
 
 /* A borrowed, type-erased future: what combinators hold. {NULL, NULL} is

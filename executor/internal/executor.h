@@ -43,6 +43,13 @@ struct cx_executor {
   cx_timers timers;
   cx_executor_stats stats;
   cx_driver *io_driver; /* NULL until a future first asks for I/O */
+  /* Observability (observe.c): NULL when off. Set at create, then read
+   * only (so other threads may read the pointer). */
+  struct cx__observer *obs;
+  /* The scheduler of tracked tasks (observe.c): the same queues, plus a
+   * debug block per task and a wake timestamp. Set at create. */
+  cx__scheduler sched_tracked;
+  uint64_t next_task_id; /* ids of tracked tasks */
 
   /* Shared. */
   _Atomic size_t refs;
@@ -61,6 +68,9 @@ struct cx_executor {
    * next park return at once, so a drop that lands between run()'s checks
    * and cx__park() (when `sleeping` is not yet set) is not lost. */
   bool spawners_gone;
+  /* Guarded by mu: dump/metrics requests from other threads (observe.c),
+   * served by cx__take_remote; they also set remote_pending. */
+  struct cx__obs_request *obs_requests;
 };
 
 /* The thread's current executor (set while it drives one). */
@@ -113,6 +123,12 @@ void cx__run_task(cx_executor *ex, cx__task *t);
 /* Timers and remote wakes are looked at once per this many polls, so a
  * busy executor cannot starve them, nor pay for a clock read per poll. */
 #define CX__CHECK_INTERVAL 64
+
+/* Spawning (executor.c): cx_spawn with an optional name and site (file
+ * NULL and name NULL: untracked unless the executor tracks all tasks). */
+int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
+              const cx_future_vtable *vtable, const void *state,
+              cx_join_handle **handle);
 
 /* park.c */
 bool cx__can_progress(cx_executor *ex);

@@ -60,6 +60,11 @@ typedef struct cx__scheduler {
   void (*schedule)(struct cx__scheduler *s, cx__task *t);
   /* A task of this scheduler was freed. Any thread. */
   void (*task_freed)(struct cx__scheduler *s);
+  /* Bytes the scheduler keeps at the end of each of its tasks (after the
+   * join slot, 8-aligned; zeroed at create; cx__task_extra), or 0. The
+   * executor's task tracking uses a second scheduler with a nonzero size
+   * (executor/observe.c), so the task header has no flag for it. */
+  size_t task_extra;
 } cx__scheduler;
 
 struct cx__task {
@@ -124,6 +129,19 @@ static inline void *cx__task_output(cx__task *t) {
 static inline cx_waker *cx__task_join_slot(cx__task *t) {
   if (!cx__task_has_join_slot(t)) return NULL;
   return (cx_waker *)((char *)t + cx__task_layout_of(t->vtable, true).slot_off);
+}
+
+/* Offset of the scheduler's extra block: after everything else. */
+static inline size_t cx__task_extra_off(const cx__task_layout *l) {
+  return cx__align_up(l->size, 8);
+}
+
+/* The scheduler's extra block (t->sched->task_extra bytes), or NULL when it
+ * keeps none. Any thread (t->sched and the layout never change). */
+static inline void *cx__task_extra(cx__task *t) {
+  if (t->sched->task_extra == 0) return NULL;
+  cx__task_layout l = cx__task_layout_of(t->vtable, cx__task_has_join_slot(t));
+  return (char *)t + cx__task_extra_off(&l);
 }
 
 /* Allocates a task holding a copy of `state` (vtable->state_size bytes; NULL
