@@ -433,6 +433,12 @@ static void op_racy_read(int ci, conn *c, unsigned arg, conn *conns) {
     cx_driver_park(g_driver, 0);
   }
   cx_io_clear_ready(c->src, seen);
+  /* Without the event in between, edges queued in epoll before this op
+   * (e.g. the peer's shutdown: READ_CLOSED) are not dispatched yet: deliver
+   * them before asking poll(2), which already sees them. With it, the
+   * dispatch above took this connection's edge, so a clear that ignored
+   * the tick would still be caught. */
+  if (!(arg & 1)) cx_driver_park(g_driver, 0);
   if (level_events(c->a) & POLLIN) {
     cx_io_ready now;
     CHECK(cx_io_poll_ready(c->src, &cx, CX_IO_READ, &now) == CX_READY,
@@ -441,10 +447,8 @@ static void op_racy_read(int ci, conn *c, unsigned arg, conn *conns) {
     cx_io_withdraw(c->src, CX_IO_READ, &w); /* if it pended */
   }
   CHECK(racer.refs == 0, "conn %d: racer waker left behind", ci);
-  /* Only after a dispatch: without one, an edge from an earlier peer op
-   * (e.g. another connection became writable) is still in epoll, not yet
-   * delivered, and poll(2) would report readiness nobody was told of yet. */
-  if (arg & 1) check_no_lost_readiness(conns);
+  /* Every queued edge was dispatched above, one way or the other. */
+  check_no_lost_readiness(conns);
 }
 
 /* ---- executor mode ------------------------------------------------------
