@@ -32,6 +32,13 @@
  * Thread-safety: every function here may be called from any thread, on
  * wakers whose vtable is thread-safe (all wakers made by cexec are).
  *
+ * Ordering (task wakers, and what a waker vtable of your own must provide):
+ * everything a thread wrote before cx_waker_wake / cx_waker_wake_by_ref
+ * happens-before the poll that the wake causes, also when the task was
+ * already queued or running (the wake then still writes the task's state
+ * word with release; the poll starts with an acquire of it). So a future
+ * may read, without locks, what its waker published before waking it.
+ *
  * NULL arguments (the same rule in every cexec header): no function crashes
  * on a NULL pointer. A function returning int returns CX_EINVAL; a poll
  * function returns CX_READY at once, polling nothing, with CX_EINVAL in its
