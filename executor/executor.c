@@ -33,13 +33,9 @@
  * blocking calls below the executor can see it too. */
 /* A runtime worker's marker is not an executor: report none there (callers
  * may dereference what cx_executor_current returns). */
-cx_executor *cx__ex_current(void) {
+cx_executor *cx_executor_current(void) {
   void *m = cx__current_executor();
   return m == cx__runtime_worker_marker() ? NULL : (cx_executor *)m;
-}
-
-cx_executor *cx_executor_current(void) {
-  return cx__ex_current();
 }
 
 /* ---- lifetime ------------------------------------------------------------ */

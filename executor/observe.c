@@ -332,7 +332,7 @@ void cx__obs_serve(cx_executor *ex, cx__obs_request *reqs) {
 static int cx__obs_request_run(cx_executor *ex,
                                void (*fn)(cx_executor *, void *), void *arg,
                                uint64_t timeout_ns) {
-  if (cx__ex_current() == ex) {
+  if (cx__ex_is_current(ex)) {
     fn(ex, arg);
     return CX_OK;
   }

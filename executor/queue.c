@@ -31,7 +31,7 @@ cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t) {
 
 void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
   cx_executor *ex = (cx_executor *)s;
-  if (cx__ex_current() == ex) {
+  if (cx__ex_is_current(ex)) {
     cx__local_push(ex, t);
     return;
   }

@@ -62,7 +62,7 @@ static int cx__spawner_spawn(cx_spawner *sp, const char *name, const char *file,
   if (handle) *handle = NULL;
   if (sp == NULL) return CX_EINVAL;
   cx_executor *ex = cx__spawner_ex(sp);
-  if (cx__ex_current() == ex)
+  if (cx__ex_is_current(ex))
     return cx__spawn(ex, name, file, line, vtable, state, handle);
   if (cx_future_vtable_check(vtable) != CX_OK) return CX_EINVAL;
   if (state == NULL && vtable->state_size > 0) return CX_EINVAL;

@@ -28,6 +28,7 @@
 #include "executor/executor.h"
 #include "executor/internal/futex_driver.h"
 #include "executor/internal/task.h"
+#include "waker/internal/current.h"
 
 struct cx_executor {
   cx__scheduler sched; /* first: tasks see the executor through this */
@@ -73,8 +74,13 @@ struct cx_executor {
   struct cx__obs_request *obs_requests;
 };
 
-/* The thread's current executor (set while it drives one). */
-cx_executor *cx__ex_current(void);
+/* True when the calling thread is driving ex (the marker of
+ * waker/internal/current.h): the check on every wake's scheduling path.
+ * One read of the marker; the runtime's worker marker, which
+ * cx_executor_current filters out, never equals an executor. */
+static inline bool cx__ex_is_current(const cx_executor *ex) {
+  return cx__current_executor() == (const void *)ex;
+}
 
 /* Lifetime: every task allocation, spawner and the owner hold a reference;
  * the last one frees the executor (and its drivers). */
