@@ -160,9 +160,9 @@ size_t cx_timers_cancel_all(cx_timers *t);
 /* Earliest registered deadline, or CX_DEADLINE_NONE when empty or NULL. */
 uint64_t cx_timers_next_deadline(const cx_timers *t);
 
-/* Kept for the executor's park: the array heap has no deferred work, so
- * this does nothing (the pairing heap it replaced melded its pending
- * children here). */
+/* Does nothing: the array heap has no deferred work (the pairing heap it
+ * replaced melded its pending children here, and the executor called it
+ * before parking). Kept so that code written against it still builds. */
 void cx_timers_compact(cx_timers *t);
 
 /* Fires, in (deadline, registration) order, every entry whose deadline is
