@@ -66,6 +66,7 @@ void cx__park(cx_executor *ex) {
     /* A waker that saw `sleeping` unparks d after this point, or did before
      * it (the token then makes this park return at once). */
     cx_driver_park(d, timeout);
+    ex->io_just_parked = d == ex->io_driver;
     pthread_mutex_lock(&ex->mu);
     ex->sleeping = false; /* timed out or spurious: no waker cleared it */
   }

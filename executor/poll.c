@@ -93,11 +93,15 @@ static void cx__fire_timers(cx_executor *ex) {
 
 /* Everything that can make tasks ready without a poll: remote wakes and
  * spawns, due timers, and (once the executor has an I/O driver) fd events,
- * collected without blocking. */
+ * collected without blocking. Right after a park in the I/O driver, which
+ * has just dispatched its events, the I/O poll is skipped: it would be a
+ * second epoll call finding nothing (the next park or gather sees anything
+ * that arrives meanwhile). */
 static void cx__gather(cx_executor *ex) {
   cx__take_remote(ex);
   cx__fire_timers(ex);
-  if (ex->io_driver) cx_driver_park(ex->io_driver, 0);
+  if (ex->io_driver && !ex->io_just_parked) cx_driver_park(ex->io_driver, 0);
+  ex->io_just_parked = false;
 }
 
 CX__INLINE size_t cx__tick_impl(cx_executor *ex, size_t limit, bool observed) {

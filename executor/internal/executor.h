@@ -44,6 +44,9 @@ struct cx_executor {
   cx_timers timers;
   cx_executor_stats stats;
   cx_driver *io_driver; /* NULL until a future first asks for I/O */
+  /* The last park was in io_driver and dispatched its events: the next
+   * gather need not poll it again at once. */
+  bool io_just_parked;
   /* Observability (observe.c): NULL when off. Set at create, then read
    * only (so other threads may read the pointer). */
   struct cx__observer *obs;
