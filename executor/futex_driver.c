@@ -70,6 +70,8 @@ int cx__futex_driver_init(cx__futex_driver *d) {
 static void cx__futex_park(cx_driver *base, uint64_t timeout_ns) {
   cx__futex_driver *d = (cx__futex_driver *)base;
   pthread_mutex_lock(&d->mu);
+  /* The token loads below are relaxed: token is only written under mu,
+   * which orders it with unpark (the mutex pairs the two sides). */
   if (timeout_ns == CX_DRIVER_FOREVER) {
     while (atomic_load_explicit(&d->token, memory_order_relaxed) == 0)
       pthread_cond_wait(&d->cv, &d->mu);

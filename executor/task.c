@@ -624,6 +624,8 @@ static const cx_waker_vtable cx__parker_vtable = {
     .drop = cx__parker_unref};
 static int cx__parker_clone(const void *data, cx_waker *out) {
   cx__parker *p = (cx__parker *)data;
+  /* Relaxed: the caller holds a reference; a new one publishes nothing
+   * (pairs with nothing; the acq_rel decrement in cx__parker_unref frees). */
   atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
   out->vtable = &cx__parker_vtable;
   out->data = p;
@@ -669,6 +671,7 @@ bool cx_join_handle_is_finished(const cx_join_handle *h) {
 uint64_t cx_join_handle_poll_count(const cx_join_handle *h) {
   if (h == NULL) return 0;
   cx__task *t = cx__task_from_handle(h);
+  /* Relaxed: a statistic; its only writer is the poller (cx__run_task). */
   return atomic_load_explicit(&t->polls, memory_order_relaxed);
 }
 

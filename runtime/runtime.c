@@ -110,6 +110,9 @@ typedef struct cx__counters {
       injected, overflows, parks;
 } cx__counters;
 
+/* A worker's own counter: only that worker writes it, so a relaxed load
+ * plus store (no RMW) suffices; readers (stats) take relaxed snapshots and
+ * pair with nothing. */
 #define CX__COUNT(w, field, n)                                                \
   atomic_store_explicit(                                                      \
       &(w)->counters.field,                                                   \

@@ -216,6 +216,8 @@ void cx__task_join_drop(cx__task *t);
  * handle: what cx__task_join_drop does to the slot. */
 void cx__task_join_withdraw(cx__task *t);
 
+/* Snapshots for checks and statistics. Acquire: pairs with the release of
+ * the transition that wrote the value, so what it published is visible. */
 static inline uint64_t cx__task_refs(const cx__task *t) {
   return CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT;
 }
