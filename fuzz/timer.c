@@ -20,9 +20,8 @@
  * many it unregistered and leaves the driver empty; a register fails with
  * CX_ENOMEM only when the driver had to grow and the allocation failed, and
  * then changes nothing; cx_timers_count and cx_timers_next_deadline match
- * the model; the heap is well formed (every node ordered after its parent,
- * the slot table and heap positions agree both ways, free slots are free,
- * the entries in it exactly the registered ones); a sleep is ready exactly
+ * the model; the driver is well formed (check_heap: the near heap,
+ * calendar and far heap, slot table and positions, free slots and chunks); a sleep is ready exactly
  * when its deadline has passed (never early) and its timer fired or it was
  * due when polled, and a sleep until CX_DEADLINE_NONE is never ready; every
  * waker reference is accounted for at the end, and an empty driver holds
@@ -174,6 +173,49 @@ FZ_NO_COVERAGE static int rec_of_entry(tm_world *w, const cx_timer_entry *e) {
   return -1;
 }
 
+/* One node of the driver: its entry is a registered one, seen once, with
+ * the model's deadline and order, and its slot points back at `tagged`. */
+FZ_NO_COVERAGE static void check_node(tm_world *w, const char *where,
+                                      cx__timer_node node, uint32_t tagged,
+                                      bool *seen) {
+  const cx_timers *t = &w->t;
+  CHECK(node.slot < t->used_slots, "%s: node %u has slot %llu of %u", where,
+        tagged, (unsigned long long)node.slot, t->used_slots);
+  CHECK(t->pos[node.slot] == tagged, "%s: slot %llu points at %#x, not %#x",
+        where, (unsigned long long)node.slot, t->pos[node.slot], tagged);
+  const cx_timer_entry *e = t->slots[node.slot];
+  int id = e ? rec_of_entry(w, e) : -1;
+  CHECK(id >= 0, "%s: the driver holds an unknown entry", where);
+  CHECK(!seen[id], "%s: entry %d in the driver twice", where, id);
+  seen[id] = true;
+  tm_rec *r = &w->rec[id];
+  CHECK(r->registered, "%s: entry %d in the driver but not registered", where,
+        id);
+  CHECK(e->deadline == r->deadline && e->seq == r->seq &&
+            node.deadline == r->deadline && node.seq == r->seq,
+        "%s: entry %d has the wrong deadline/seq", where, id);
+  CHECK(e->driver == t && e->slot == node.slot,
+        "%s: entry %d in the driver without its driver or slot", where, id);
+}
+
+/* A 4-ary heap: every node ordered after its parent. */
+FZ_NO_COVERAGE static void check_heap_order(const char *where,
+                                            const cx__timer_node *h,
+                                            size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    cx__timer_node p = h[(i - 1) / 4], c = h[i];
+    CHECK(p.deadline < c.deadline ||
+              (p.deadline == c.deadline && p.seq < c.seq),
+          "%s: heap node %zu ordered before its parent", where, i);
+  }
+}
+
+/* The driver is well formed: the near heap (ticks <= cursor), the calendar
+ * (one tick per bucket, within CX__CAL_BUCKETS after the cursor, busy bits
+ * right, chunks full but the last), the far heap; the near heap is empty
+ * only if the calendar is; slot table and positions agree both ways; free
+ * slots and free chunks are free; the entries in it exactly the registered
+ * ones. */
 FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
   const cx_timers *t = &w->t;
   bool seen[N_REC] = {false};
@@ -184,32 +226,65 @@ FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
   CHECK((t->block == NULL) == (t->cap == CX__TIMERS_INLINE),
         "%s: capacity %zu with block %p", where, t->cap, t->block);
   CHECK(n > 0 || t->block == NULL, "%s: an empty driver holds memory", where);
-  for (size_t i = 0; i < n; i++) {
-    cx__timer_node node = t->heap[i];
-    CHECK(node.slot < t->used_slots, "%s: node %zu has slot %llu of %u",
-          where, i, (unsigned long long)node.slot, t->used_slots);
-    CHECK(t->pos[node.slot] == i, "%s: slot %llu points at %u, not %zu",
-          where, (unsigned long long)node.slot, t->pos[node.slot], i);
-    const cx_timer_entry *e = t->slots[node.slot];
-    int id = e ? rec_of_entry(w, e) : -1;
-    CHECK(id >= 0, "%s: heap holds an unknown entry", where);
-    CHECK(!seen[id], "%s: entry %d in the heap twice", where, id);
-    seen[id] = true;
-    tm_rec *r = &w->rec[id];
-    CHECK(r->registered, "%s: entry %d in the heap but not registered", where,
-          id);
-    CHECK(e->deadline == r->deadline && e->seq == r->seq &&
-              node.deadline == r->deadline && node.seq == r->seq,
-          "%s: entry %d has the wrong deadline/seq", where, id);
-    CHECK(e->driver == t && e->slot == node.slot,
-          "%s: entry %d in the heap without its driver or slot", where, id);
-    if (i > 0) {
-      cx__timer_node p = t->heap[(i - 1) / 4];
-      CHECK(p.deadline < node.deadline ||
-                (p.deadline == node.deadline && p.seq < node.seq),
-            "%s: entry %d ordered before its parent", where, id);
+  bool inline_ = t->block == NULL;
+  CHECK(!inline_ || (t->cnode == NULL && t->fcount == 0 &&
+                     t->cal_summary == 0 && t->chunks_seen == 0),
+        "%s: an inline driver with a calendar or a far heap", where);
+  for (size_t i = 0; i < t->hcount; i++) {
+    check_node(w, where, t->heap[i], (uint32_t)i, seen);
+    CHECK(inline_ || (t->heap[i].deadline >> t->tick_shift) <= t->cursor,
+          "%s: near heap node %zu after the cursor's tick", where, i);
+  }
+  check_heap_order(where, t->heap, t->hcount);
+  for (size_t i = 0; i < t->fcount; i++)
+    check_node(w, where, t->far[i], CX__IN_FAR | (uint32_t)i, seen);
+  check_heap_order(where, t->far, t->fcount);
+  size_t ncal = 0, nchunks_used = 0;
+  for (uint32_t b = 0; !inline_ && b < CX__CAL_BUCKETS; b++) {
+    bool busy = (t->cal_bits[b / 64] >> (b % 64)) & 1;
+    CHECK(busy == (t->ctail[b] != UINT32_MAX),
+          "%s: bucket %u busy bit wrong", where, b);
+    uint32_t fill = t->cfill[b];
+    for (uint32_t c = t->ctail[b]; c != UINT32_MAX; c = t->cprev[c]) {
+      CHECK(c < t->chunks_seen && t->cbucket[c] == b,
+            "%s: bucket %u holds chunk %u of bucket %u (seen %u)", where, b,
+            c, c < t->chunks_seen ? t->cbucket[c] : 0, t->chunks_seen);
+      CHECK(fill >= 1 && fill <= CX__CHUNK, "%s: chunk %u holds %u nodes",
+            where, c, fill);
+      CHECK(++nchunks_used <= t->chunks_seen, "%s: chunk lists loop", where);
+      for (uint32_t k = 0; k < fill; k++) {
+        uint32_t g = c * CX__CHUNK + k;
+        cx__timer_node node = t->cnode[g];
+        check_node(w, where, node, CX__IN_CAL | g, seen);
+        uint64_t tick = node.deadline >> t->tick_shift;
+        CHECK(tick > t->cursor && tick - t->cursor < CX__CAL_BUCKETS &&
+                  (tick & (CX__CAL_BUCKETS - 1)) == b,
+              "%s: tick %llu in bucket %u (cursor %llu)", where,
+              (unsigned long long)tick, b, (unsigned long long)t->cursor);
+        ncal++;
+      }
+      fill = CX__CHUNK;
     }
   }
+  for (uint32_t wd = 0; !inline_ && wd < CX__CAL_WORDS; wd++)
+    CHECK(((t->cal_summary >> wd) & 1) == (t->cal_bits[wd] != 0),
+          "%s: calendar summary bit %u wrong", where, wd);
+  CHECK(ncal == 0 || t->hcount > 0,
+        "%s: the calendar holds timers and the near heap none", where);
+  CHECK(t->hcount + t->fcount + ncal == n,
+        "%s: %zu near + %zu far + %zu calendar != count %zu", where,
+        t->hcount, t->fcount, ncal, n);
+  size_t nfree_chunks = 0;
+  for (uint32_t c = t->free_chunk; c != UINT32_MAX; c = t->cprev[c]) {
+    CHECK(c < t->chunks_seen, "%s: free chunk %u never handed out", where,
+          c);
+    CHECK(++nfree_chunks <= t->chunks_seen, "%s: free-chunk list loops",
+          where);
+  }
+  CHECK(nfree_chunks + nchunks_used == t->chunks_seen &&
+            t->chunks_seen <= t->nchunks,
+        "%s: %zu free + %zu used chunks != %u seen (of %u)", where,
+        nfree_chunks, nchunks_used, t->chunks_seen, t->nchunks);
   /* The free slots: exactly the handed-out ones not in use. */
   size_t nfree = 0;
   for (uint32_t f = t->free_slot; f != UINT32_MAX; f = t->pos[f]) {
@@ -220,11 +295,11 @@ FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
   CHECK(nfree + n == t->used_slots, "%s: %zu free + %zu used != %u slots",
         where, nfree, n, t->used_slots);
   CHECK(n == m_count(w) && n == cx_timers_count(t),
-        "%s: heap holds %zu entries, count %zu, model %zu", where, n,
+        "%s: driver holds %zu entries, count %zu, model %zu", where, n,
         cx_timers_count(t), m_count(w));
   for (int i = 0; i < N_REC; i++) {
     CHECK(seen[i] == w->rec[i].registered,
-          "%s: registered entry %d missing from the heap", where, i);
+          "%s: registered entry %d missing from the driver", where, i);
     CHECK((w->rec[i].entry->driver != NULL) == w->rec[i].registered,
           "%s: entry %d driver link wrong", where, i);
   }
@@ -471,6 +546,10 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
   fz_alloc_install(0);
   w->now = 1000000;
   cx_timers_init(&w->t, tm_clock, w);
+  /* A tick of 1, 32, 1024 or 32768 ns (timer.h: tick_shift), chosen by the
+   * input's length: the deadlines below then fall in the near heap, the
+   * calendar and the far heap in every proportion. */
+  w->t.tick_shift = (unsigned)(size % 4) * 5;
   w->cached = w->now;
   for (int i = 0; i < N_REC; i++) {
     w->rec[i].id = i;
@@ -504,8 +583,10 @@ int cx_fuzz_timer(const uint8_t *data, size_t size) {
           cx_timers_compact(&w->t); /* a no-op now */
         else if (a & 2)
           op_register_ex(w, (a >> 2) % N_ENT, true);
-        else if ((a & 0x3c) == 0) /* rarely: it empties the driver */
+        else if ((a & 0x3c) == 0) { /* rarely: it empties the driver */
           op_cancel_all(w);
+          w->t.tick_shift = (unsigned)(a >> 6) * 6; /* 0, 6, 12 or 18 */
+        }
         break;
       case 7: op_sleep_poll(w, a % N_SLEEP); break;
       case 8: op_sleep_drop(w, a % N_SLEEP); break;

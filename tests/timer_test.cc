@@ -26,31 +26,92 @@ namespace {
 using cxtest::CountingWaker;
 using cxtest::ManualClock;
 
-// Walks the heap and checks its shape: no node before its parent, heap
-// positions and slots agree both ways, every node's entry belongs to t, the
-// free slots are free, the count is right, and an empty driver holds no
-// memory. Returns a description of the first breach, or "".
+// Walks the driver and checks its shape: the near heap (ticks at or before
+// the cursor's), the calendar (one tick per bucket, within CX__CAL_BUCKETS
+// ticks after the cursor, busy bits right, chunks full but the last) and the
+// far heap, no heap node before its parent, the near heap empty only if the
+// calendar is, positions and slots agree both ways, every node's entry
+// belongs to t with its key, the free slots and chunks are free, the count
+// is right, and an empty driver holds no memory. Returns a description of the
+// first breach, or "".
+std::string CheckNode(const cx_timers &t, const cx__timer_node &n,
+                      uint32_t tagged,
+                      std::unordered_set<const cx_timer_entry *> *seen) {
+  if (n.slot >= t.used_slots) return "slot out of range";
+  if (t.pos[n.slot] != tagged) return "pos does not point back";
+  const cx_timer_entry *e = t.slots[n.slot];
+  if (e == nullptr) return "node of a free slot";
+  if (!seen->insert(e).second) return "entry twice";
+  if (e->driver != &t) return "node of another driver";
+  if (e->slot != n.slot) return "entry has another slot";
+  if (e->fired) return "registered node marked fired";
+  if (e->deadline != n.deadline || e->seq != n.seq) return "stale key";
+  return "";
+}
+
+std::string CheckHeapOrder(const cx__timer_node *h, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    const cx__timer_node &c = h[i], &p = h[(i - 1) / 4];
+    if (std::tie(c.deadline, c.seq) < std::tie(p.deadline, p.seq))
+      return "child before parent";
+  }
+  return "";
+}
+
 std::string CheckHeap(const cx_timers &t) {
   if (t.count > t.cap) return "count beyond capacity";
   if (t.count == 0 && t.block != nullptr) return "empty driver holds memory";
+  bool inline_ = t.block == nullptr;
+  if (inline_ && (t.fcount != 0 || t.cal_summary != 0 || t.cnode != nullptr))
+    return "inline driver with a calendar or far heap";
   std::unordered_set<const cx_timer_entry *> seen;
-  for (size_t i = 0; i < t.count; i++) {
-    const cx__timer_node &n = t.heap[i];
-    if (n.slot >= t.used_slots) return "slot out of range";
-    if (t.pos[n.slot] != i) return "pos does not point back";
-    const cx_timer_entry *e = t.slots[n.slot];
-    if (e == nullptr) return "node of a free slot";
-    if (!seen.insert(e).second) return "entry twice";
-    if (e->driver != &t) return "node of another driver";
-    if (e->slot != n.slot) return "entry has another slot";
-    if (e->fired) return "registered node marked fired";
-    if (e->deadline != n.deadline || e->seq != n.seq) return "stale key";
-    if (i > 0) {
-      const cx__timer_node &p = t.heap[(i - 1) / 4];
-      if (std::tie(n.deadline, n.seq) < std::tie(p.deadline, p.seq))
-        return "child before parent";
+  std::string err;
+  for (size_t i = 0; i < t.hcount; i++) {
+    if (!(err = CheckNode(t, t.heap[i], uint32_t(i), &seen)).empty())
+      return "near heap: " + err;
+    if (!inline_ && (t.heap[i].deadline >> t.tick_shift) > t.cursor)
+      return "near heap node after the cursor";
+  }
+  if (!(err = CheckHeapOrder(t.heap, t.hcount)).empty()) return "near: " + err;
+  for (size_t i = 0; i < t.fcount; i++)
+    if (!(err = CheckNode(t, t.far[i], CX__IN_FAR | uint32_t(i), &seen))
+             .empty())
+      return "far heap: " + err;
+  if (!(err = CheckHeapOrder(t.far, t.fcount)).empty()) return "far: " + err;
+  size_t ncal = 0, used_chunks = 0;
+  for (uint32_t b = 0; !inline_ && b < CX__CAL_BUCKETS; b++) {
+    bool busy = (t.cal_bits[b / 64] >> (b % 64)) & 1;
+    if (busy != (t.ctail[b] != UINT32_MAX)) return "busy bit wrong";
+    uint32_t fill = t.cfill[b];
+    for (uint32_t c = t.ctail[b]; c != UINT32_MAX; c = t.cprev[c]) {
+      if (c >= t.chunks_seen || t.cbucket[c] != b) return "foreign chunk";
+      if (fill < 1 || fill > CX__CHUNK) return "bad chunk fill";
+      if (++used_chunks > t.chunks_seen) return "chunk list loops";
+      for (uint32_t k = 0; k < fill; k++) {
+        uint32_t g = c * CX__CHUNK + k;
+        const cx__timer_node &n = t.cnode[g];
+        if (!(err = CheckNode(t, n, CX__IN_CAL | g, &seen)).empty())
+          return "calendar: " + err;
+        uint64_t tick = n.deadline >> t.tick_shift;
+        if (tick <= t.cursor || tick - t.cursor >= CX__CAL_BUCKETS ||
+            (tick & (CX__CAL_BUCKETS - 1)) != b)
+          return "calendar node in the wrong bucket";
+        ncal++;
+      }
+      fill = CX__CHUNK;
     }
   }
+  for (uint32_t w = 0; !inline_ && w < CX__CAL_WORDS; w++)
+    if (((t.cal_summary >> w) & 1) != (t.cal_bits[w] != 0))
+      return "summary bit wrong";
+  if (ncal > 0 && t.hcount == 0) return "calendar busy, near heap empty";
+  if (t.hcount + t.fcount + ncal != t.count) return "count wrong";
+  size_t free_chunks = 0;
+  for (uint32_t c = t.free_chunk; c != UINT32_MAX; c = t.cprev[c])
+    if (c >= t.chunks_seen || ++free_chunks > t.chunks_seen)
+      return "bad free chunk";
+  if (free_chunks + used_chunks != t.chunks_seen || t.chunks_seen > t.nchunks)
+    return "chunks lost";
   size_t free_slots = 0;
   for (uint32_t f = t.free_slot; f != UINT32_MAX; f = t.pos[f]) {
     if (f >= t.used_slots || t.slots[f] != nullptr) return "bad free slot";
@@ -459,7 +520,29 @@ TEST(TimerMemory, RegisterFailsWithENOMEMAndChangesNothing) {
 // 10000 random registrations, re-registrations, cancellations, compactions
 // and fires on a pool of entries, checked after every step against a std::set
 // ordered by (deadline, registration number), the order the driver promises.
-TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
+// Run at several ticks (tick_shift) and deadline spreads, so that timers land
+// in the near heap, the calendar (and move from it) and the far heap.
+struct RandomOpsCase {
+  unsigned tick_shift;
+  uint64_t spread;     // deadlines: now + [0, spread)
+  uint64_t step;       // each fire advances the clock by [0, step)
+  bool calendar, far;  // timers are expected there at some point
+};
+
+class TimerRandomTest : public TimerTest,
+                        public ::testing::WithParamInterface<RandomOpsCase> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Ticks, TimerRandomTest,
+    ::testing::Values(
+        RandomOpsCase{CX__TICK_SHIFT, 200, 100, false, false},  // near heap
+        RandomOpsCase{3, 2000, 100, true, false},       // calendar, ties
+        RandomOpsCase{2, 40000, 2000, true, true},      // calendar and far
+        RandomOpsCase{8, 4000000, 100000, true, true},  // mostly far
+        RandomOpsCase{4, 1u << 20, 30000, true, true}));
+
+TEST_P(TimerRandomTest, RandomOperationsMatchASortedModel) {
+  timers.tick_shift = GetParam().tick_shift;  // empty: allowed (timer.h)
   constexpr size_t kPool = 300;
   constexpr int kOps = 10000;
   Entries en(kPool, &log);
@@ -468,12 +551,13 @@ TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
   std::vector<bool> in_model(kPool, false);
   std::vector<int> id_of_order;  // registration number -> entry index
   uint64_t now = 0;
+  bool saw_calendar = false, saw_far = false;
   std::mt19937 rng(20240601);  // fixed: the run is reproducible
   for (int op = 0; op < kOps; op++) {
     size_t i = rng() % kPool;
     unsigned kind = rng() % 10;
     if (kind < 5) {  // register (or re-register) at a close deadline
-      uint64_t d = now + rng() % 200;  // narrow range: many ties
+      uint64_t d = now + rng() % GetParam().spread;
       Register(&en.e[i], d, en.w[i].get());
       if (in_model[i]) model.erase(key[i]);
       key[i] = {d, id_of_order.size()};
@@ -487,7 +571,9 @@ TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
     } else if (kind == 9) {  // a no-op now: nothing visible
       cx_timers_compact(&timers);
     } else {  // time passes; fire what is due
-      now += rng() % 100;
+      now += rng() % GetParam().step;
+      clock.Advance(now - cx_timers_now(&timers));  // the driver's cache too
+      ASSERT_EQ(cx_timers_now(&timers), now);
       std::vector<int> expected;
       while (!model.empty() && model.begin()->first <= now) {
         int id = id_of_order[model.begin()->second];
@@ -504,7 +590,11 @@ TEST_F(TimerTest, RandomOperationsMatchASortedModel) {
               model.empty() ? CX_DEADLINE_NONE : model.begin()->first)
         << "op " << op;
     ASSERT_EQ(CheckHeap(timers), "") << "op " << op;
+    saw_calendar |= timers.cal_summary != 0;
+    saw_far |= timers.fcount != 0;
   }
+  EXPECT_EQ(saw_calendar, GetParam().calendar);
+  EXPECT_EQ(saw_far, GetParam().far);
   // Drain: everything left fires in model order.
   std::vector<int> expected;
   for (const auto &k : model) expected.push_back(id_of_order[k.second]);

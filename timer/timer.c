@@ -1,32 +1,65 @@
 /*
- * The timer driver: a 4-ary min-heap in an array, with a slot table.
+ * The timer driver: a near heap, a calendar of one-tick buckets and a far
+ * heap, all in arrays, with a slot table.
  *
- * Why this shape (docs/design.md has the measurements). The executor needs
- * the earliest deadline (to know how long to park), "pop everything due",
- * and cancellation of any entry (dropping a sleep), with exact deadlines
- * and FIFO among equal ones. The pairing heap this replaced did all of that
- * with no allocation, but every pop chased child and sibling pointers
- * through the entries, which live in the tasks: with W4's 100,000 sleeping
- * tasks (20 MB) ~60% of the run's CPU went into those cache misses
- * (perf, cpu-clock). Here the heap is an array of 24-byte nodes
- * (deadline, registration order, slot): a pop compares four children in
- * two cache lines per level and never touches an entry. (The order is in
- * the node, not behind it: W4 has 100 timers per deadline, and reading it
- * from the slot table to break ties cost a miss per comparison.) Cancel in
- * place needs each entry's heap index, which moves on every sift; keeping
- * it in the entry would cost a miss per level again, so entries hold a
- * slot number instead, and the small `pos` array (4 bytes per timer) maps
- * slots to heap indices; the slot table maps slots to entries.
+ * Why this shape (docs/design.md and docs/performance.md have the
+ * measurements). The executor needs the earliest deadline (to know how long
+ * to park), "pop everything due", and cancellation of any entry (dropping a
+ * sleep), with exact deadlines and FIFO among equal ones. Entries live in
+ * the futures that own them, spread over the tasks' memory, so the driver
+ * keeps its own dense nodes (deadline, registration order, slot) and reads
+ * an entry only to fire it.
  *
- * The cost: the arrays must grow, so registering can fail (CX_ENOMEM). The
- * first CX__TIMERS_INLINE timers use storage inside cx_timers, and the
- * allocated arrays are freed when the driver becomes empty, so a driver
- * with a few timers never allocates and an idle one holds nothing.
+ * Round two (issue 12) kept every timer in one 4-ary array heap: with W4's
+ * 100,000 timers it is 2.4 MB, deeper than the caches, and each pop's
+ * sift-down was a chain of cache misses (a third of W4's CPU). Now a timer
+ * waits where its tick (deadline >> tick_shift; 262 us by default) says,
+ * relative to a `cursor` tick:
  *
- * Heap layout: node i's children are 4i+1 .. 4i+4. The allocated heap
- * starts 3 nodes into a 64-byte aligned block, so every group of four
- * siblings (96 bytes) starts on a 32-byte boundary and spans two cache
- * lines.
+ *   near heap   tick <= cursor: exact order by (deadline, registration)
+ *   calendar    cursor < tick < cursor + CX__CAL_BUCKETS (1.07 s): bucket
+ *               tick % CX__CAL_BUCKETS, unsorted, one tick per bucket
+ *   far heap    further away when registered (it stays there: the far
+ *               heap's first node is compared with the near heap's)
+ *
+ * When the near heap empties while the calendar holds timers, cx__refill
+ * moves the cursor to the first busy bucket's tick and that bucket into the
+ * near heap. So the near heap holds one tick's timers (W4: 100-200, 5 KB:
+ * its pops hit the cache), each calendar timer moves once, in its bucket's
+ * order, and nothing else is ever moved in bulk. The earliest timer is
+ * always the first of one of the two heaps (calendar ticks come after the
+ * near heap's and it is never empty while the calendar is not), so
+ * cx_timers_next_deadline is exact and O(1). Ticks decide only where a
+ * timer waits, never when it fires: deadlines stay exact, and every node
+ * carries its registration order, so ties fire in order wherever they
+ * waited.
+ *
+ * The cursor moves forward only when the near heap empties (to the next busy
+ * tick), or, when both the near heap and the calendar are empty, to "now"
+ * at the next registration. A timer registered at or before the cursor's
+ * tick goes to the near heap: so while the near heap holds timers of a
+ * tick, timers registered for earlier ticks join them there, and the near
+ * heap behaves as the single heap of round two did for them.
+ *
+ * Cancel in place. The heaps move nodes on every sift, so entries hold a
+ * slot number, the slot table maps slots to entries, and `pos` maps a slot
+ * to its node's place (a near or far heap index, or a calendar node, told
+ * apart by tag bits). A calendar bucket is a list of chunks of CX__CHUNK
+ * nodes from one pool; a timer leaves it by taking the bucket's last node's
+ * place, in O(1).
+ *
+ * Memory. The arrays must grow, so registering can fail (CX_ENOMEM); the
+ * pool is sized with them so that nothing else ever allocates. The first
+ * CX__TIMERS_INLINE timers use storage inside cx_timers as a plain heap (no
+ * calendar), and the allocated arrays are freed when the driver becomes
+ * empty, so a driver with a few timers never allocates and an idle one
+ * holds nothing. A timer takes 36 bytes (24 in its heap or calendar node,
+ * 12 in the slot table); the two heaps are sized for every timer, but their
+ * unused pages are never touched, and growing copies only what was used.
+ *
+ * Heap layout: node i's children are 4i+1 .. 4i+4. Each heap starts 3 nodes
+ * into a 64-byte aligned array, so every group of four siblings (96 bytes)
+ * starts on a 32-byte boundary and spans two cache lines.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
@@ -40,9 +73,12 @@
 
 #define CX__NO_SLOT UINT32_MAX
 #define CX__BLOCK_ALIGN 64
-#define CX__HEAP_PAD 3         /* nodes before heap[0]: see "Heap layout" */
-#define CX__FIRST_CAP 256      /* first allocated capacity */
-#define CX__MAX_CAP (1u << 30) /* slot numbers stay below CX__NO_SLOT */
+#define CX__HEAP_PAD 3    /* nodes before heap[0]: see "Heap layout" */
+#define CX__FIRST_CAP 256 /* first allocated capacity */
+/* Heap indices and calendar node indices stay below the pos[] tags. */
+#define CX__MAX_CAP (1u << 29)
+#define CX__CAL_MASK (CX__CAL_BUCKETS - 1)
+_Static_assert(CX__CAL_WORDS == 64, "cal_summary has one bit per word");
 
 uint64_t cx_clock_now(void) {
   struct timespec ts;
@@ -55,11 +91,21 @@ static uint64_t cx__default_clock(void *ctx) {
   return cx_clock_now();
 }
 
-/* Points the arrays at the inline storage, with no slot handed out. */
+/* Points the arrays at the inline storage (a plain heap, no wheel), with no
+ * slot handed out. */
 static void cx__use_inline(cx_timers *t) {
   t->heap = t->inline_heap;
   t->slots = t->inline_slots;
   t->pos = t->inline_pos;
+  t->hcount = 0;
+  t->far = NULL;
+  t->fcount = 0;
+  t->cnode = NULL;
+  t->cprev = t->cbucket = t->ctail = t->cfill = NULL;
+  t->nchunks = t->chunks_seen = 0;
+  t->free_chunk = CX__NO_SLOT;
+  t->cal_summary = 0;
+  memset(t->cal_bits, 0, sizeof t->cal_bits);
   t->cap = CX__TIMERS_INLINE;
   t->block = NULL;
   t->block_size = 0;
@@ -72,6 +118,8 @@ int cx_timers_init(cx_timers *t, cx_clock_fn clock, void *clock_ctx) {
   cx__use_inline(t);
   t->count = 0;
   t->next_seq = 0;
+  t->cursor = 0;
+  t->tick_shift = CX__TICK_SHIFT;
   t->clock = clock ? clock : cx__default_clock;
   t->clock_ctx = clock ? clock_ctx : NULL;
   t->lock = NULL;
@@ -114,30 +162,323 @@ void cx_timer_entry_init(cx_timer_entry *e) {
   e->locked = false;
 }
 
+/* ---- the heaps ---------------------------------------------------------- */
+
+/* Two heaps share this code: the near one (t->heap, untagged positions) and
+ * the far one (t->far, positions tagged CX__IN_FAR). */
+typedef struct cx__heap_ref {
+  cx__timer_node *node;
+  size_t *count;
+  uint32_t tag;
+} cx__heap_ref;
+
+static inline cx__heap_ref cx__near(cx_timers *t) {
+  cx__heap_ref h = {t->heap, &t->hcount, 0};
+  return h;
+}
+static inline cx__heap_ref cx__far(cx_timers *t) {
+  cx__heap_ref h = {t->far, &t->fcount, CX__IN_FAR};
+  return h;
+}
+
+static inline bool cx__before(cx__timer_node a, cx__timer_node b) {
+  if (a.deadline != b.deadline) return a.deadline < b.deadline;
+  return a.seq < b.seq;
+}
+
+static inline void cx__place(cx_timers *t, cx__heap_ref h, size_t i,
+                             cx__timer_node n) {
+  h.node[i] = n;
+  t->pos[n.slot] = h.tag | (uint32_t)i;
+}
+
+static void cx__sift_up(cx_timers *t, cx__heap_ref h, size_t i,
+                        cx__timer_node n) {
+  while (i > 0) {
+    size_t p = (i - 1) / 4;
+    if (!cx__before(n, h.node[p])) break;
+    cx__place(t, h, i, h.node[p]);
+    i = p;
+  }
+  cx__place(t, h, i, n);
+}
+
+static void cx__sift_down(cx_timers *t, cx__heap_ref h, size_t i,
+                          cx__timer_node n) {
+  size_t count = *h.count;
+  for (;;) {
+    size_t c = 4 * i + 1;
+    if (c >= count) break;
+    /* A heap larger than the caches (the far heap can be) makes a deep
+     * sift a chain of cache misses, each level's loads depending on the
+     * previous level's choice. The grandchildren of i are 16 consecutive
+     * nodes (384 bytes): fetch them all now, while this level's four are
+     * compared. */
+    size_t g = 16 * i + 5;
+    if (g < count) {
+      const char *p = (const char *)&h.node[g];
+      for (int k = 0; k < 6; k++) __builtin_prefetch(p + 64 * k);
+    }
+    size_t end = c + 4 < count ? c + 4 : count;
+    size_t m = c;
+    for (size_t k = c + 1; k < end; k++)
+      if (cx__before(h.node[k], h.node[m])) m = k;
+    if (!cx__before(h.node[m], n)) break;
+    cx__place(t, h, i, h.node[m]);
+    i = m;
+  }
+  cx__place(t, h, i, n);
+}
+
+static void cx__heap_push(cx_timers *t, cx__heap_ref h, cx__timer_node n) {
+  cx__sift_up(t, h, (*h.count)++, n);
+}
+
+/* Takes the node at index i out of the heap. */
+static void cx__heap_remove_at(cx_timers *t, cx__heap_ref h, size_t i) {
+  size_t last = --*h.count;
+  if (i == last) return;
+  cx__timer_node n = h.node[last];
+  if (i > 0 && cx__before(n, h.node[(i - 1) / 4]))
+    cx__sift_up(t, h, i, n);
+  else
+    cx__sift_down(t, h, i, n);
+}
+
+/* ---- the calendar -------------------------------------------------------- */
+
+/* A bucket is a list of chunks of CX__CHUNK nodes, newest last, all full
+ * but the last (cfill[b] nodes), so moving a bucket reads its nodes in
+ * order, and a timer leaves it by taking the last node's place. The chunks
+ * come from one pool, sized when the arrays grow so that it always
+ * suffices (cx__grow): registering in the calendar and moving a bucket to
+ * the heap never allocate. */
+
+static inline uint64_t cx__tick(const cx_timers *t, uint64_t deadline) {
+  return deadline >> t->tick_shift;
+}
+
+static inline bool cx__cal_empty(const cx_timers *t) {
+  return t->cal_summary == 0;
+}
+
+static inline void cx__cal_mark(cx_timers *t, uint32_t b) {
+  t->cal_bits[b >> 6] |= UINT64_C(1) << (b & 63);
+  t->cal_summary |= UINT64_C(1) << (b >> 6);
+}
+
+static inline void cx__cal_unmark(cx_timers *t, uint32_t b) {
+  uint64_t w = t->cal_bits[b >> 6] &= ~(UINT64_C(1) << (b & 63));
+  if (w == 0) t->cal_summary &= ~(UINT64_C(1) << (b >> 6));
+}
+
+/* The busy bucket whose tick comes first after the cursor's: buckets are
+ * searched circularly from the cursor's + 1. The calendar must not be
+ * empty. */
+static uint32_t cx__cal_first(const cx_timers *t) {
+  uint32_t start = (uint32_t)(t->cursor + 1) & CX__CAL_MASK;
+  uint32_t w = start >> 6;
+  uint64_t m = t->cal_bits[w] & (~UINT64_C(0) << (start & 63));
+  if (m) return (w << 6) | (uint32_t)__builtin_ctzll(m);
+  uint64_t later = w == 63 ? 0 : t->cal_summary & (~UINT64_C(0) << (w + 1));
+  uint32_t w2 = (uint32_t)__builtin_ctzll(later ? later : t->cal_summary);
+  /* Wrapped round to w itself: its bits below start are the later ticks. */
+  return (w2 << 6) | (uint32_t)__builtin_ctzll(t->cal_bits[w2]);
+}
+
+static void cx__chunk_put(cx_timers *t, uint32_t c) {
+  t->cprev[c] = t->free_chunk;
+  t->free_chunk = c;
+}
+
+static void cx__cal_append(cx_timers *t, uint32_t b, cx__timer_node n) {
+  uint32_t c = t->ctail[b];
+  if (c == CX__NO_SLOT || t->cfill[b] == CX__CHUNK) {
+    /* A freed chunk, else a never used one: those below chunks_seen are
+     * all that was ever touched (cx__grow copies only them). Their number
+     * never exceeds nchunks (cx__chunks_for). */
+    uint32_t fresh = t->free_chunk;
+    if (fresh != CX__NO_SLOT)
+      t->free_chunk = t->cprev[fresh];
+    else
+      fresh = t->chunks_seen++;
+    t->cprev[fresh] = c;
+    t->cbucket[fresh] = b;
+    if (c == CX__NO_SLOT) cx__cal_mark(t, b);
+    t->ctail[b] = c = fresh;
+    t->cfill[b] = 0;
+  }
+  uint32_t g = c * CX__CHUNK + t->cfill[b]++;
+  t->cnode[g] = n;
+  t->pos[n.slot] = CX__IN_CAL | g;
+}
+
+/* Takes node g out of its bucket: the bucket's last node takes its place. */
+static void cx__cal_remove(cx_timers *t, uint32_t g) {
+  uint32_t b = t->cbucket[g / CX__CHUNK];
+  uint32_t c = t->ctail[b];
+  uint32_t last = c * CX__CHUNK + --t->cfill[b];
+  if (g != last) {
+    cx__timer_node n = t->cnode[last];
+    t->cnode[g] = n;
+    t->pos[n.slot] = CX__IN_CAL | g;
+  }
+  if (t->cfill[b] == 0) {
+    t->ctail[b] = t->cprev[c];
+    t->cfill[b] = CX__CHUNK;
+    cx__chunk_put(t, c);
+    if (t->ctail[b] == CX__NO_SLOT) cx__cal_unmark(t, b);
+  }
+}
+
+/* Puts node n (its slot in no structure) where its tick says: the near heap
+ * at or before the cursor's tick, the calendar within CX__CAL_BUCKETS ticks
+ * after it, the far heap beyond. */
+static void cx__place_node(cx_timers *t, cx__timer_node n) {
+  uint64_t tick = cx__tick(t, n.deadline);
+  if (tick <= t->cursor)
+    cx__heap_push(t, cx__near(t), n);
+  else if (tick - t->cursor < CX__CAL_BUCKETS)
+    cx__cal_append(t, (uint32_t)tick & CX__CAL_MASK, n);
+  else
+    cx__heap_push(t, cx__far(t), n);
+}
+
+/* The near heap is empty and the calendar is not: moves the cursor to the
+ * first busy bucket's tick and that bucket's timers into the near heap.
+ * Never allocates: each chunk is freed once read. */
+static void cx__refill(cx_timers *t) {
+  uint32_t b = cx__cal_first(t);
+  t->cursor += ((b - (uint32_t)t->cursor) & CX__CAL_MASK);
+  uint32_t c = t->ctail[b], fill = t->cfill[b];
+  t->ctail[b] = CX__NO_SLOT;
+  cx__cal_unmark(t, b);
+  cx__heap_ref near = cx__near(t);
+  while (c != CX__NO_SLOT) {
+    const cx__timer_node *chunk = &t->cnode[(size_t)c * CX__CHUNK];
+    uint32_t prev = t->cprev[c];
+    if (prev != CX__NO_SLOT) {
+      const char *p = (const char *)&t->cnode[(size_t)prev * CX__CHUNK];
+      for (int k = 0; k < 6; k++) __builtin_prefetch(p + 64 * k);
+    }
+    for (uint32_t i = 0; i < fill; i++) cx__heap_push(t, near, chunk[i]);
+    cx__chunk_put(t, c);
+    c = prev;
+    fill = CX__CHUNK;
+  }
+}
+
+/* Inserts node n (its slot registered, in no structure). */
+static void cx__insert(cx_timers *t, cx__timer_node n) {
+  if (t->cnode == NULL) { /* inline: a plain heap */
+    cx__heap_push(t, cx__near(t), n);
+    return;
+  }
+  /* An empty near heap means an empty calendar: the cursor may move
+   * anywhere. Now is where it does least harm (the top: "pinned"). */
+  if (t->hcount == 0) t->cursor = cx__tick(t, t->now);
+  cx__place_node(t, n);
+  if (t->hcount == 0 && !cx__cal_empty(t)) cx__refill(t);
+}
+
+/* Takes registered slot s out of where it is (it stays counted and its slot
+ * taken); refills the near heap if that emptied it. */
+static void cx__remove(cx_timers *t, uint32_t s) {
+  uint32_t p = t->pos[s];
+  if (p & CX__IN_CAL) {
+    cx__cal_remove(t, p & ~CX__POS_TAGS);
+  } else if (p & CX__IN_FAR) {
+    cx__heap_remove_at(t, cx__far(t), p & ~CX__POS_TAGS);
+  } else {
+    cx__heap_remove_at(t, cx__near(t), p);
+    if (t->hcount == 0 && !cx__cal_empty(t)) cx__refill(t);
+  }
+}
+
+/* The earliest timer's node: the near heap's or the far heap's first. None
+ * registered: NULL. */
+static inline const cx__timer_node *cx__first(const cx_timers *t) {
+  const cx__timer_node *n = t->hcount ? &t->heap[0] : NULL;
+  if (t->fcount && (n == NULL || cx__before(t->far[0], *n))) n = &t->far[0];
+  return n;
+}
+
 /* ---- storage ------------------------------------------------------------ */
+
+/* Chunks for a capacity: one per CX__CHUNK timers, plus one per bucket that
+ * can be busy (its last chunk may be partly filled). */
+static size_t cx__chunks_for(size_t cap) {
+  return cap / CX__CHUNK + (cap < CX__CAL_BUCKETS ? cap : CX__CAL_BUCKETS);
+}
 
 /* Doubles the capacity (from inline to CX__FIRST_CAP at first). */
 static int cx__grow(cx_timers *t) {
   size_t cap = t->block ? t->cap * 2 : CX__FIRST_CAP;
   if (cap > CX__MAX_CAP) return CX_ENOMEM;
-  size_t heap_bytes = (cap + CX__HEAP_PAD) * sizeof(cx__timer_node);
+  size_t nchunks = cx__chunks_for(cap);
+  /* Each array of nodes starts on a 64-byte boundary ("Heap layout"). */
+  size_t heap_bytes =
+      ((cap + CX__HEAP_PAD) * sizeof(cx__timer_node) + 63) & ~(size_t)63;
+  size_t cnode_bytes = nchunks * CX__CHUNK * sizeof(cx__timer_node);
   size_t slot_bytes = cap * sizeof(cx_timer_entry *);
-  size_t size = heap_bytes + slot_bytes + cap * sizeof(uint32_t);
+  size_t size = 2 * heap_bytes + cnode_bytes + slot_bytes +
+                (cap + 2 * nchunks + 2 * CX__CAL_BUCKETS) * sizeof(uint32_t);
   unsigned char *block = cx_alloc(size, CX__BLOCK_ALIGN);
   if (block == NULL) return CX_ENOMEM;
-  cx__timer_node *heap = (cx__timer_node *)block + CX__HEAP_PAD;
-  cx_timer_entry **slots = (cx_timer_entry **)(block + heap_bytes);
-  uint32_t *pos = (uint32_t *)(block + heap_bytes + slot_bytes);
-  memcpy(heap, t->heap, t->count * sizeof *heap);
-  memcpy(slots, t->slots, t->used_slots * sizeof *slots);
-  memcpy(pos, t->pos, t->used_slots * sizeof *pos);
-  if (t->block) cx_free(t->block, t->block_size, CX__BLOCK_ALIGN);
+  unsigned char *p = block;
+  cx__timer_node *heap = (cx__timer_node *)p + CX__HEAP_PAD;
+  p += heap_bytes;
+  cx__timer_node *far = (cx__timer_node *)p + CX__HEAP_PAD;
+  p += heap_bytes;
+  cx__timer_node *cnode = (cx__timer_node *)p;
+  p += cnode_bytes;
+  cx_timer_entry **slots = (cx_timer_entry **)p;
+  p += slot_bytes;
+  uint32_t *pos = (uint32_t *)p;
+  uint32_t *cprev = pos + cap;
+  uint32_t *cbucket = cprev + nchunks;
+  uint32_t *ctail = cbucket + nchunks;
+  uint32_t *cfill = ctail + CX__CAL_BUCKETS;
+  size_t used = t->used_slots, seen = t->chunks_seen;
+  bool from_inline = t->block == NULL;
+  memcpy(slots, t->slots, used * sizeof *slots);
+  memcpy(pos, t->pos, used * sizeof *pos);
+  memcpy(heap, t->heap, t->hcount * sizeof *heap);
+  if (t->block) {
+    /* Only what was ever used is copied: untouched pages stay untouched. */
+    memcpy(far, t->far, t->fcount * sizeof *far);
+    memcpy(cnode, t->cnode, seen * CX__CHUNK * sizeof *cnode);
+    memcpy(cprev, t->cprev, seen * sizeof *cprev);
+    memcpy(cbucket, t->cbucket, seen * sizeof *cbucket);
+    memcpy(ctail, t->ctail, CX__CAL_BUCKETS * sizeof *ctail);
+    memcpy(cfill, t->cfill, CX__CAL_BUCKETS * sizeof *cfill);
+    cx_free(t->block, t->block_size, CX__BLOCK_ALIGN);
+  } else {
+    /* From inline (a plain heap) to near heap, calendar and far heap: the
+     * cursor starts at the earliest timer's tick, so it and those of the
+     * same tick stay in the near heap; the others move (each keeps its
+     * node, so its order among ties). */
+    for (size_t b = 0; b < CX__CAL_BUCKETS; b++) ctail[b] = CX__NO_SLOT;
+  }
   t->heap = heap;
+  t->far = far;
+  t->cnode = cnode;
   t->slots = slots;
   t->pos = pos;
+  t->cprev = cprev;
+  t->cbucket = cbucket;
+  t->ctail = ctail;
+  t->cfill = cfill;
+  t->nchunks = (uint32_t)nchunks;
   t->cap = cap;
   t->block = block;
   t->block_size = size;
+  if (from_inline && t->hcount > 0) {
+    size_t n = t->hcount;
+    t->hcount = 0;
+    t->cursor = cx__tick(t, t->inline_heap[0].deadline);
+    for (size_t i = 0; i < n; i++) cx__place_node(t, t->inline_heap[i]);
+  }
   return CX_OK;
 }
 
@@ -164,72 +505,14 @@ static void cx__slot_put(cx_timers *t, uint32_t s) {
   t->free_slot = s;
 }
 
-/* ---- the heap ----------------------------------------------------------- */
-
-static inline bool cx__before(cx__timer_node a, cx__timer_node b) {
-  if (a.deadline != b.deadline) return a.deadline < b.deadline;
-  return a.seq < b.seq;
-}
-
-static inline void cx__place(cx_timers *t, size_t i, cx__timer_node n) {
-  t->heap[i] = n;
-  t->pos[n.slot] = (uint32_t)i;
-}
-
-static void cx__sift_up(cx_timers *t, size_t i, cx__timer_node n) {
-  while (i > 0) {
-    size_t p = (i - 1) / 4;
-    if (!cx__before(n, t->heap[p])) break;
-    cx__place(t, i, t->heap[p]);
-    i = p;
-  }
-  cx__place(t, i, n);
-}
-
-static void cx__sift_down(cx_timers *t, size_t i, cx__timer_node n) {
-  size_t count = t->count;
-  for (;;) {
-    size_t c = 4 * i + 1;
-    if (c >= count) break;
-    /* The heap outgrows the caches (W4: 2.4 MB) and each level's loads
-     * depend on the previous level's choice, so a deep sift is a chain of
-     * cache misses. The grandchildren of i are 16 consecutive nodes (384
-     * bytes): fetch them all now, while this level's four are compared. */
-    size_t g = 16 * i + 5;
-    if (g < count) {
-      const char *p = (const char *)&t->heap[g];
-      for (int k = 0; k < 6; k++) __builtin_prefetch(p + 64 * k);
-    }
-    size_t end = c + 4 < count ? c + 4 : count;
-    size_t m = c;
-    for (size_t k = c + 1; k < end; k++)
-      if (cx__before(t->heap[k], t->heap[m])) m = k;
-    if (!cx__before(t->heap[m], n)) break;
-    cx__place(t, i, t->heap[m]);
-    i = m;
-  }
-  cx__place(t, i, n);
-}
-
-/* Puts n at index i (which holds a stale node) and restores the order. */
-static void cx__resift(cx_timers *t, size_t i, cx__timer_node n) {
-  if (i > 0 && cx__before(n, t->heap[(i - 1) / 4]))
-    cx__sift_up(t, i, n);
-  else
-    cx__sift_down(t, i, n);
-}
-
-/* Takes the node at index i out of the heap (its slot stays taken). */
-static void cx__heap_remove_at(cx_timers *t, size_t i) {
-  size_t last = --t->count;
-  if (i != last) cx__resift(t, i, t->heap[last]);
-}
+/* ---- entries ------------------------------------------------------------ */
 
 /* Unlinks a registered entry from its driver; its waker stays in e. */
 static void cx__unlink(cx_timer_entry *e) {
   cx_timers *t = e->driver;
   uint32_t s = e->slot;
-  cx__heap_remove_at(t, t->pos[s]);
+  t->count--;
+  cx__remove(t, s);
   cx__slot_put(t, s);
   e->driver = NULL;
   e->slot = CX__NO_SLOT;
@@ -254,10 +537,12 @@ static int cx__register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
   uint64_t seq = t->next_seq++;
   cx_waker old = CX_WAKER_EMPTY;
   if (e->driver == t) {
-    /* Re-registration: the entry keeps its slot and moves in the heap. */
+    /* Re-registration: the entry keeps its slot and moves to its new
+     * place. */
     old = cx__take_waker(e);
+    cx__remove(t, e->slot);
     cx__timer_node n = {deadline, seq, e->slot};
-    cx__resift(t, t->pos[e->slot], n);
+    cx__insert(t, n);
   } else {
     if (e->driver) { /* registered in another driver: leave it first */
       old = cx__take_waker(e);
@@ -271,7 +556,7 @@ static int cx__register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
     e->slot = s;
     t->count++;
     cx__timer_node n = {deadline, seq, s};
-    cx__sift_up(t, t->count - 1, n);
+    cx__insert(t, n);
   }
   e->deadline = deadline;
   e->seq = seq;
@@ -340,8 +625,20 @@ size_t cx_timers_cancel_all(cx_timers *t) {
       cx__unlock(t);
       break;
     }
-    /* The last node: removing it needs no sift. */
-    uint32_t s = (uint32_t)t->heap[t->count - 1].slot;
+    /* The calendar's timers first, then the heaps' from their last nodes:
+     * none of it sifts or refills, and the near heap keeps the earliest
+     * timer while the calendar holds any (a dropped waker may look). */
+    uint32_t s;
+    if (!cx__cal_empty(t)) {
+      uint32_t b = cx__cal_first(t); /* its last node: nothing moves */
+      uint32_t g = t->ctail[b] * CX__CHUNK + t->cfill[b] - 1;
+      s = (uint32_t)t->cnode[g].slot;
+      cx__cal_remove(t, g);
+    } else if (t->fcount > 0) {
+      s = (uint32_t)t->far[--t->fcount].slot;
+    } else {
+      s = (uint32_t)t->heap[--t->hcount].slot;
+    }
     cx_timer_entry *e = t->slots[s];
     t->count--;
     cx__slot_put(t, s);
@@ -359,7 +656,8 @@ size_t cx_timers_cancel_all(cx_timers *t) {
 uint64_t cx_timers_next_deadline(const cx_timers *t) {
   if (t == NULL) return CX_DEADLINE_NONE;
   cx__lock(t);
-  uint64_t d = t->count ? t->heap[0].deadline : CX_DEADLINE_NONE;
+  const cx__timer_node *n = cx__first(t);
+  uint64_t d = n ? n->deadline : CX_DEADLINE_NONE;
   cx__unlock(t);
   return d;
 }
@@ -384,8 +682,10 @@ static size_t cx__fire_locked(cx_timers *t, uint64_t now) {
     cx_waker batch[CX__FIRE_BATCH];
     size_t n = 0;
     pthread_mutex_lock(t->lock);
-    while (n < CX__FIRE_BATCH && t->count > 0 && t->heap[0].deadline <= now) {
-      cx_timer_entry *e = t->slots[t->heap[0].slot];
+    const cx__timer_node *first;
+    while (n < CX__FIRE_BATCH && (first = cx__first(t)) != NULL &&
+           first->deadline <= now) {
+      cx_timer_entry *e = t->slots[first->slot];
       cx__unlink(e);
       e->fired = true;
       batch[n++] = cx__take_waker(e);
@@ -402,15 +702,16 @@ size_t cx_timers_fire(cx_timers *t, uint64_t now) {
   if (t == NULL) return 0;
   if (t->lock) return cx__fire_locked(t, now);
   size_t fired = 0;
-  while (t->count > 0 && t->heap[0].deadline <= now) {
-    cx_timer_entry *e = t->slots[t->heap[0].slot];
+  const cx__timer_node *first;
+  while ((first = cx__first(t)) != NULL && first->deadline <= now) {
+    cx_timer_entry *e = t->slots[first->slot];
     cx__unlink(e);
     e->fired = true;
     cx_waker w = cx__take_waker(e);
     if (t->count > 0)
       /* The next entry to fire lives in another task, far away in memory:
        * start loading it while this wake runs. */
-      __builtin_prefetch(t->slots[t->heap[0].slot]);
+      __builtin_prefetch(t->slots[cx__first(t)->slot]);
     else
       cx__release_if_empty(t);
     /* The wake may run arbitrary code that touches e or the driver (a

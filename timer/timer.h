@@ -2,20 +2,24 @@
  * Timers: a monotonic clock, the timer driver an executor owns, and the
  * sleep future.
  *
- * The driver (cx_timers) is a 4-ary min-heap, kept in an array, of
- * (deadline, registration order, slot) nodes; a slot table maps each
- * registration to its entry (cx_timer_entry, which lives in
- * the future that owns it) and to its place in the heap, so an entry can be
- * cancelled in place in O(log n). The earliest deadline is always at the
- * root. Deadlines are exact (no tick); equal deadlines fire in registration
- * order. No thread is ever started for a timer: the executor asks the driver
- * for the next deadline and parks until then (or until a wake arrives), then
- * fires what is due. docs/design.md explains why an array heap.
+ * The driver (cx_timers) keeps (deadline, registration order, slot) nodes
+ * in arrays: the timers of the current tick (262 us) in a 4-ary min-heap,
+ * the later ones of the next 1.07 s in a calendar of one-tick buckets that
+ * feeds that heap a tick at a time, any later ones in a second heap
+ * (timer/timer.c explains the design). A slot table maps each registration
+ * to its entry (cx_timer_entry, which lives in the future that owns it) and
+ * to its node's place, so an entry can be cancelled in place (O(1) in the
+ * calendar, O(log n) in a heap). The earliest deadline is always known in
+ * O(1). Deadlines are exact (the tick only decides where a timer waits);
+ * equal deadlines fire in registration order. No thread is ever started
+ * for a timer: the executor asks the driver for the next deadline and parks
+ * until then (or until a wake arrives), then fires what is due.
+ * docs/design.md explains the choice.
  *
  * Memory. The first CX__TIMERS_INLINE (64) registrations live inside
- * cx_timers (36 bytes each), so an executor with a few dozen sleeping tasks
- * never allocates for its timers; beyond that the arrays are allocated with
- * cx_alloc (doubling), so
+ * cx_timers (36 bytes each, a plain heap), so an executor with a few dozen
+ * sleeping tasks never allocates for its timers; beyond that the arrays are
+ * allocated with cx_alloc (doubling; 36 bytes touched per timer), so
  * cx_timers_register can fail with CX_ENOMEM (and cx_sleep_poll then
  * completes with CX_ENOMEM). The storage is released whenever the driver
  * becomes empty (every timer fired or cancelled, or cx_timers_cancel_all):
@@ -89,26 +93,61 @@ typedef struct cx_timer_entry {
 
 typedef uint64_t (*cx_clock_fn)(void *ctx);
 
-/* Private: a heap node, a slot, and the inline storage of a driver. */
+/* Private: a heap or wheel node, and the inline storage of a driver. */
 typedef struct cx__timer_node {
   uint64_t deadline;
   uint64_t seq;  /* the entry's registration order (ties) */
   uint64_t slot; /* index in the slot table */
 } cx__timer_node;
 #define CX__TIMERS_INLINE 64
+/* The calendar: 2^CX__CAL_BITS buckets of one tick each. */
+#define CX__CAL_BITS 12
+#define CX__CAL_BUCKETS (1u << CX__CAL_BITS)
+#define CX__CAL_WORDS (CX__CAL_BUCKETS / 64)
+/* Default tick: 2^18 ns (262 us), so the calendar spans 1.07 s. Ticks only
+ * decide where a timer waits, never when it fires. */
+#define CX__TICK_SHIFT 18
+#define CX__CHUNK 16 /* nodes per chunk of a calendar bucket */
+/* pos[] tags: a far-heap index, a calendar node (index in cnode); none: a
+ * near-heap index. */
+#define CX__IN_FAR 0x40000000u
+#define CX__IN_CAL 0x80000000u
+#define CX__POS_TAGS (CX__IN_FAR | CX__IN_CAL)
 
 typedef struct cx_timers {
-  cx__timer_node *heap;   /* count nodes: heap[0] is the earliest */
+  cx__timer_node *heap;   /* the near heap, hcount nodes: heap[0] earliest */
   cx_timer_entry **slots; /* slot -> its entry (NULL when free) */
-  uint32_t *pos; /* slot -> heap index; for a free slot, the next free one */
-  size_t count;
-  size_t cap;          /* of heap, slots and pos */
+  uint32_t *pos; /* slot -> where its node is (tagged, see above); for a
+                    free slot, the next free one */
+  size_t count;  /* registered: near heap + calendar + far heap */
+  size_t hcount; /* in the near heap */
+  /* With an allocated block only (NULL / 0 inline, a plain heap): */
+  cx__timer_node *far; /* the far heap, fcount nodes */
+  size_t fcount;
+  cx__timer_node *cnode; /* the calendar's pool: nchunks chunks */
+  uint32_t *cprev;       /* chunk -> previous chunk of its bucket, or the
+                            next free chunk */
+  uint32_t *cbucket;     /* chunk -> its bucket */
+  uint32_t *ctail;       /* bucket -> its last chunk (UINT32_MAX: empty) */
+  uint32_t *cfill;       /* bucket -> nodes in its last chunk */
+  uint32_t nchunks;
+  uint32_t chunks_seen; /* chunks [0, chunks_seen) were ever handed out */
+  uint32_t free_chunk;  /* head of the free-chunk list */
+  uint64_t cursor;      /* a tick: near heap <= cursor < calendar < cursor +
+                           CX__CAL_BUCKETS (timer.c) */
+  uint64_t cal_summary; /* bit w: cal_bits[w] != 0 */
+  uint64_t cal_bits[CX__CAL_WORDS]; /* bit b: bucket b busy */
+  size_t cap;                       /* of the heaps and slots */
   uint32_t free_slot;  /* head of the free-slot list (UINT32_MAX: none) */
   uint32_t used_slots; /* slots [0, used_slots) were handed out */
   void *block;         /* the allocated arrays, or NULL (inline) */
   size_t block_size;
   uint64_t next_seq;
   uint64_t now; /* cached clock reading, refreshed by cx_timers_now() */
+  /* log2 of the tick in ns (CX__TICK_SHIFT). Private; tests and fuzzing
+   * lower it, while the driver is empty, to exercise the calendar with
+   * small deadlines. */
+  unsigned tick_shift;
   cx_clock_fn clock;
   void *clock_ctx;
   pthread_mutex_t *lock; /* NULL: single-threaded, no locking */
