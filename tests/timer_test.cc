@@ -455,7 +455,7 @@ TEST(TimerMemory, InlineFirstThenGrowsAndGivesItAllBack) {
     cx_waker w = en.w[i]->Make();
     ASSERT_EQ(cx_timers_register(&t, &en.e[i], 1000 - i, &w), CX_OK);
   }
-  EXPECT_EQ(alloc.live(), 1u);  // one block, grown by doubling
+  EXPECT_EQ(alloc.live(), 1u);  // one block, grown in place of the last
   EXPECT_GE(t.cap, 1000u);
   EXPECT_EQ(CheckHeap(t), "");
   for (int i = 0; i < 1000; i += 2)

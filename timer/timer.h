@@ -19,7 +19,7 @@
  * Memory. The first CX__TIMERS_INLINE (64) registrations live inside
  * cx_timers (36 bytes each, a plain heap), so an executor with a few dozen
  * sleeping tasks never allocates for its timers; beyond that the arrays are
- * allocated with cx_alloc (doubling; 36 bytes touched per timer), so
+ * allocated with cx_alloc (growing fourfold; 36 bytes touched per timer), so
  * cx_timers_register can fail with CX_ENOMEM (and cx_sleep_poll then
  * completes with CX_ENOMEM). The storage is released whenever the driver
  * becomes empty (every timer fired or cancelled, or cx_timers_cancel_all):
