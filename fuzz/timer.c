@@ -191,8 +191,7 @@ FZ_NO_COVERAGE static void check_node(tm_world *w, const char *where,
   tm_rec *r = &w->rec[id];
   CHECK(r->registered, "%s: entry %d in the driver but not registered", where,
         id);
-  CHECK(e->deadline == r->deadline && e->seq == r->seq &&
-            node.deadline == r->deadline && node.seq == r->seq,
+  CHECK(node.deadline == r->deadline && node.seq == r->seq,
         "%s: entry %d has the wrong deadline/seq", where, id);
   CHECK(e->driver == t && e->slot == node.slot,
         "%s: entry %d in the driver without its driver or slot", where, id);

@@ -154,14 +154,13 @@ uint64_t cx_timers_now(cx_timers *t) {
 
 void cx_timer_entry_init(cx_timer_entry *e) {
   if (e == NULL) return;
-  e->deadline = 0;
-  e->seq = 0;
   e->driver = NULL;
   e->home = NULL;
   e->waker = CX_WAKER_EMPTY;
   e->slot = CX__NO_SLOT;
   e->fired = false;
   e->locked = false;
+  e->user = 0;
 }
 
 /* ---- the heaps ---------------------------------------------------------- */
@@ -566,8 +565,6 @@ static int cx__register(cx_timers *t, cx_timer_entry *e, uint64_t deadline,
     cx__timer_node n = {deadline, seq, s};
     cx__insert(t, n);
   }
-  e->deadline = deadline;
-  e->seq = seq;
   e->fired = false;
   e->home = t;
   e->locked = t->lock != NULL;
@@ -752,17 +749,14 @@ size_t cx_timers_fire(cx_timers *t, uint64_t now) {
 void cx_sleep_init_for(cx_sleep *s, uint64_t ns) {
   if (s == NULL) return;
   cx_timer_entry_init(&s->entry);
-  s->deadline = CX_DEADLINE_NONE;
-  s->duration = ns;
-  s->relative = true;
+  s->when = ns;
+  s->entry.user = 1; /* a duration until the first poll */
 }
 
 void cx_sleep_init_until(cx_sleep *s, uint64_t deadline_ns) {
   if (s == NULL) return;
   cx_timer_entry_init(&s->entry);
-  s->deadline = deadline_ns;
-  s->duration = 0;
-  s->relative = false;
+  s->when = deadline_ns;
 }
 
 static cx_poll cx__sleep_ready(int *result, int rc) {
@@ -772,10 +766,9 @@ static cx_poll cx__sleep_ready(int *result, int rc) {
 
 /* Resolves a sleep_for's deadline from `now`. */
 static void cx__sleep_resolve(cx_sleep *s, uint64_t now) {
-  s->deadline = (s->duration > CX_DEADLINE_NONE - 1 - now)
-                    ? CX_DEADLINE_NONE - 1
-                    : now + s->duration;
-  s->relative = false;
+  s->when = (s->when > CX_DEADLINE_NONE - 1 - now) ? CX_DEADLINE_NONE - 1
+                                                   : now + s->when;
+  s->entry.user = 0;
 }
 
 /* cx_sleep_poll on a locked driver. Every look at the entry is under the
@@ -796,10 +789,10 @@ static cx_poll cx__sleep_poll_locked(cx_sleep *s, cx_timers *t, cx_context *cx,
   if (e->fired) {
     p = CX_READY;
   } else {
-    if (s->relative) cx__sleep_resolve(s, now);
-    if (s->deadline == CX_DEADLINE_NONE) {
+    if (s->entry.user) cx__sleep_resolve(s, now);
+    if (s->when == CX_DEADLINE_NONE) {
       /* never ready, and nothing to wake it */
-    } else if (s->deadline <= now) {
+    } else if (s->when <= now) {
       if (e->driver != NULL) old = cx__cancel(e);
       e->fired = true;
       p = CX_READY;
@@ -814,7 +807,7 @@ static cx_poll cx__sleep_poll_locked(cx_sleep *s, cx_timers *t, cx_context *cx,
         nw = CX_WAKER_EMPTY;
       }
     } else {
-      rc = cx__register(t, e, s->deadline, &nw, &old);
+      rc = cx__register(t, e, s->when, &nw, &old);
       if (rc != CX_OK) p = CX_READY; /* nw stays ours: dropped below */
     }
   }
@@ -833,10 +826,10 @@ cx_poll cx_sleep_poll(cx_sleep *s, cx_context *cx, int *result) {
     return cx__sleep_poll_locked(s, t, cx, result);
   if (s->entry.fired) return cx__sleep_ready(result, CX_OK);
   if (t == NULL) return cx__sleep_ready(result, CX_ENOTSUP);
-  if (s->relative) cx__sleep_resolve(s, cx_timers_now(t));
+  if (s->entry.user) cx__sleep_resolve(s, cx_timers_now(t));
   /* Until "no deadline": never ready, and nothing to wake it. */
-  if (s->deadline == CX_DEADLINE_NONE) return CX_PENDING;
-  if (s->deadline <= t->now) {
+  if (s->when == CX_DEADLINE_NONE) return CX_PENDING;
+  if (s->when <= t->now) {
     cx_timer_entry_cancel(&s->entry);
     s->entry.fired = true;
     return cx__sleep_ready(result, CX_OK);
@@ -850,7 +843,7 @@ cx_poll cx_sleep_poll(cx_sleep *s, cx_context *cx, int *result) {
   cx_waker w;
   int rc = cx_waker_clone(cx->waker, &w);
   if (rc != CX_OK) return cx__sleep_ready(result, rc);
-  rc = cx_timers_register(t, &s->entry, s->deadline, &w);
+  rc = cx_timers_register(t, &s->entry, s->when, &w);
   if (rc != CX_OK) {
     cx_waker_drop(&w); /* a failed register leaves it with us */
     return cx__sleep_ready(result, rc);

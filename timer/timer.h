@@ -81,14 +81,17 @@ uint64_t cx_clock_now(void);
 /* A registration in the driver. Lives inside the future that owns it; it
  * must not move while registered. Treat the fields as private. */
 typedef struct cx_timer_entry {
-  uint64_t deadline;
-  uint64_t seq;             /* registration order: FIFO among equal deadlines */
   struct cx_timers *driver; /* NULL when not registered */
   struct cx_timers *home;   /* last driver registered in (its lock); NULL */
   cx_waker waker;
   uint32_t slot; /* index in driver's slot table while registered */
   bool fired;
   bool locked; /* home has a lock: cancel must take it */
+  /* The owner's byte, in what would be padding: cx_timer_entry_init zeroes
+   * it, the driver never touches it (cx_sleep: 1 while `when` is still a
+   * duration). The deadline and registration order live in the driver's
+   * nodes only: an entry is 40 bytes, so a task that sleeps stays small. */
+  uint8_t user;
 } cx_timer_entry;
 
 typedef uint64_t (*cx_clock_fn)(void *ctx);
@@ -228,9 +231,9 @@ static inline size_t cx_timers_count(const cx_timers *t) {
  */
 typedef struct cx_sleep {
   cx_timer_entry entry;
-  uint64_t deadline; /* CX_DEADLINE_NONE until resolved (sleep_for) */
-  uint64_t duration;
-  bool relative; /* sleep_for not polled yet: deadline not computed */
+  /* The deadline (CX_DEADLINE_NONE: never); for a sleep_for not polled yet
+   * (entry.user set), its duration. 48 bytes in all. */
+  uint64_t when;
 } cx_sleep;
 
 /* Sleep `ns` nanoseconds counted from the first poll (saturating one short
@@ -250,7 +253,7 @@ void cx_sleep_drop(cx_sleep *s);
 /* The deadline (CX_DEADLINE_NONE before the first poll of a sleep_for).
  * NULL: CX_DEADLINE_NONE. */
 static inline uint64_t cx_sleep_deadline(const cx_sleep *s) {
-  return s ? s->deadline : CX_DEADLINE_NONE;
+  return s && !s->entry.user ? s->when : CX_DEADLINE_NONE;
 }
 
 /* cx_sleep as a spawnable future: state cx_sleep, output int. */
