@@ -20,8 +20,9 @@
  * many it unregistered and leaves the driver empty; a register fails with
  * CX_ENOMEM only when the driver had to grow and the allocation failed, and
  * then changes nothing; cx_timers_count and cx_timers_next_deadline match
- * the model; the driver is well formed (check_heap: the near heap,
- * calendar and far heap, slot table and positions, free slots and chunks); a sleep is ready exactly
+ * the model; the driver is well formed (check_heap: the run, the near
+ * heap, the calendar and the far heap, slot table and positions, free slots
+ * and chunks); a sleep is ready exactly
  * when its deadline has passed (never early) and its timer fired or it was
  * due when polled, and a sleep until CX_DEADLINE_NONE is never ready; every
  * waker reference is accounted for at the end, and an empty driver holds
@@ -227,8 +228,27 @@ FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
   CHECK(n > 0 || t->block == NULL, "%s: an empty driver holds memory", where);
   bool inline_ = t->block == NULL;
   CHECK(!inline_ || (t->cnode == NULL && t->fcount == 0 &&
-                     t->cal_summary == 0 && t->chunks_seen == 0),
-        "%s: an inline driver with a calendar or a far heap", where);
+                     t->cal_summary == 0 && t->chunks_seen == 0 &&
+                     t->run_end == 0),
+        "%s: an inline driver with a calendar, a run or a far heap", where);
+  size_t nrun = 0;
+  const cx__timer_node *prev = NULL;
+  CHECK(t->run_head <= t->run_end && t->run_end <= t->cap &&
+            (t->run_head == t->run_end || t->run[t->run_head].slot != CX__HOLE),
+        "%s: run [%zu, %zu) starts with a hole or is out of range", where,
+        t->run_head, t->run_end);
+  for (size_t i = t->run_head; i < t->run_end; i++) {
+    cx__timer_node node = t->run[i];
+    if (node.slot == CX__HOLE) continue;
+    check_node(w, where, node, CX__IN_RUN | (uint32_t)i, seen);
+    CHECK((node.deadline >> t->tick_shift) <= t->cursor,
+          "%s: run node %zu after the cursor's tick", where, i);
+    CHECK(prev == NULL || prev->deadline < node.deadline ||
+              (prev->deadline == node.deadline && prev->seq < node.seq),
+          "%s: run node %zu out of order", where, i);
+    prev = &t->run[i];
+    nrun++;
+  }
   for (size_t i = 0; i < t->hcount; i++) {
     check_node(w, where, t->heap[i], (uint32_t)i, seen);
     CHECK(inline_ || (t->heap[i].deadline >> t->tick_shift) <= t->cursor,
@@ -268,11 +288,11 @@ FZ_NO_COVERAGE static void check_heap(tm_world *w, const char *where) {
   for (uint32_t wd = 0; !inline_ && wd < CX__CAL_WORDS; wd++)
     CHECK(((t->cal_summary >> wd) & 1) == (t->cal_bits[wd] != 0),
           "%s: calendar summary bit %u wrong", where, wd);
-  CHECK(ncal == 0 || t->hcount > 0,
-        "%s: the calendar holds timers and the near heap none", where);
-  CHECK(t->hcount + t->fcount + ncal == n,
-        "%s: %zu near + %zu far + %zu calendar != count %zu", where,
-        t->hcount, t->fcount, ncal, n);
+  CHECK(ncal == 0 || t->hcount > 0 || nrun > 0,
+        "%s: the calendar holds timers, the run and near heap none", where);
+  CHECK(t->hcount + t->fcount + ncal + nrun == n,
+        "%s: %zu near + %zu run + %zu far + %zu calendar != count %zu", where,
+        t->hcount, nrun, t->fcount, ncal, n);
   size_t nfree_chunks = 0;
   for (uint32_t c = t->free_chunk; c != UINT32_MAX; c = t->cprev[c]) {
     CHECK(c < t->chunks_seen, "%s: free chunk %u never handed out", where,

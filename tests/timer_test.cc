@@ -61,10 +61,28 @@ std::string CheckHeap(const cx_timers &t) {
   if (t.count > t.cap) return "count beyond capacity";
   if (t.count == 0 && t.block != nullptr) return "empty driver holds memory";
   bool inline_ = t.block == nullptr;
-  if (inline_ && (t.fcount != 0 || t.cal_summary != 0 || t.cnode != nullptr))
-    return "inline driver with a calendar or far heap";
+  if (inline_ && (t.fcount != 0 || t.cal_summary != 0 || t.cnode != nullptr ||
+                  t.run_end != 0))
+    return "inline driver with a calendar, run or far heap";
   std::unordered_set<const cx_timer_entry *> seen;
   std::string err;
+  size_t nrun = 0;
+  if (t.run_head > t.run_end || t.run_end > t.cap) return "run out of range";
+  if (t.run_head < t.run_end && t.run[t.run_head].slot == CX__HOLE)
+    return "run starts with a hole";
+  const cx__timer_node *prev = nullptr;
+  for (size_t i = t.run_head; i < t.run_end; i++) {
+    const cx__timer_node &n = t.run[i];
+    if (n.slot == CX__HOLE) continue;
+    if (!(err = CheckNode(t, n, CX__IN_RUN | uint32_t(i), &seen)).empty())
+      return "run: " + err;
+    if ((n.deadline >> t.tick_shift) > t.cursor) return "run after the cursor";
+    if (prev &&
+        std::tie(n.deadline, n.seq) < std::tie(prev->deadline, prev->seq))
+      return "run out of order";
+    prev = &n;
+    nrun++;
+  }
   for (size_t i = 0; i < t.hcount; i++) {
     if (!(err = CheckNode(t, t.heap[i], uint32_t(i), &seen)).empty())
       return "near heap: " + err;
@@ -103,8 +121,9 @@ std::string CheckHeap(const cx_timers &t) {
   for (uint32_t w = 0; !inline_ && w < CX__CAL_WORDS; w++)
     if (((t.cal_summary >> w) & 1) != (t.cal_bits[w] != 0))
       return "summary bit wrong";
-  if (ncal > 0 && t.hcount == 0) return "calendar busy, near heap empty";
-  if (t.hcount + t.fcount + ncal != t.count) return "count wrong";
+  if (ncal > 0 && t.hcount == 0 && nrun == 0)
+    return "calendar busy, run and near heap empty";
+  if (t.hcount + t.fcount + ncal + nrun != t.count) return "count wrong";
   size_t free_chunks = 0;
   for (uint32_t c = t.free_chunk; c != UINT32_MAX; c = t.cprev[c])
     if (c >= t.chunks_seen || ++free_chunks > t.chunks_seen)
@@ -558,7 +577,7 @@ TEST_P(TimerRandomTest, RandomOperationsMatchASortedModel) {
   std::vector<bool> in_model(kPool, false);
   std::vector<int> id_of_order;  // registration number -> entry index
   uint64_t now = 0;
-  bool saw_calendar = false, saw_far = false;
+  bool saw_calendar = false, saw_far = false, saw_run = false;
   std::mt19937 rng(20240601);  // fixed: the run is reproducible
   for (int op = 0; op < kOps; op++) {
     size_t i = rng() % kPool;
@@ -598,9 +617,11 @@ TEST_P(TimerRandomTest, RandomOperationsMatchASortedModel) {
         << "op " << op;
     ASSERT_EQ(CheckHeap(timers), "") << "op " << op;
     saw_calendar |= timers.cal_summary != 0;
+    saw_run |= timers.run_head < timers.run_end;
     saw_far |= timers.fcount != 0;
   }
   EXPECT_EQ(saw_calendar, GetParam().calendar);
+  EXPECT_EQ(saw_run, GetParam().calendar);  // each bucket becomes a run
   EXPECT_EQ(saw_far, GetParam().far);
   // Drain: everything left fires in model order.
   std::vector<int> expected;
@@ -608,6 +629,80 @@ TEST_P(TimerRandomTest, RandomOperationsMatchASortedModel) {
   log.clear();
   EXPECT_EQ(cx_timers_fire(&timers, CX_DEADLINE_NONE - 1), expected.size());
   EXPECT_EQ(log, expected);
+  for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
+}
+
+// One tick holding many timers: they reach the run (sorted by merges, not
+// only by the insertion sort of small pieces) and fire by deadline, then
+// registration order; cancels leave holes, at the front too, which never
+// fire; timers registered for the current tick while the run is being
+// taken join in order.
+TEST_F(TimerTest, ABusyTickFiresInOrderWithHolesAndLateComers) {
+  constexpr size_t kN = 1000;
+  Entries en(kN + 10, &log);
+  std::mt19937 rng(7);
+  std::set<std::tuple<uint64_t, size_t, int>> model;  // deadline, order, id
+  const uint64_t tick = uint64_t{1} << timers.tick_shift;
+  size_t order = 0;
+  // An early timer first: it becomes the current tick, so the busy tick
+  // and a later one wait in the calendar until it has fired.
+  Register(&en.e[kN + 8], tick + 5, en.w[kN + 8].get());
+  model.insert({tick + 5, order++, int(kN + 8)});
+  Register(&en.e[kN + 9], 100 * tick, en.w[kN + 9].get());
+  model.insert({100 * tick, order++, int(kN + 9)});
+  for (size_t i = 0; i < kN; i++) {
+    uint64_t d = 3 * tick + rng() % 64;  // one tick, many ties
+    Register(&en.e[i], d, en.w[i].get());
+    model.insert({d, order++, int(i)});
+  }
+  ASSERT_EQ(CheckHeap(timers), "");
+  EXPECT_NE(timers.cal_summary, 0u);
+  // Fire up to the middle of the busy tick: the early one fires, then the
+  // busy tick becomes the run and its first half fires.
+  clock.Advance(3 * tick + 31);
+  cx_timers_now(&timers);
+  std::vector<int> expected;
+  while (std::get<0>(*model.begin()) <= 3 * tick + 31) {
+    expected.push_back(std::get<2>(*model.begin()));
+    model.erase(model.begin());
+  }
+  log.clear();
+  EXPECT_EQ(cx_timers_fire(&timers, 3 * tick + 31), expected.size());
+  ASSERT_EQ(log, expected);
+  ASSERT_GT(timers.run_end - timers.run_head, 100u);  // the rest: a run
+  ASSERT_EQ(CheckHeap(timers), "");
+  // Cancel the run's front, a few in the middle and its last.
+  std::vector<int> cancel = {std::get<2>(*model.begin())};
+  for (int k = 0; k < 20; k++) {
+    auto it = model.begin();
+    std::advance(it, 1 + rng() % (model.size() - 2));
+    if (std::get<2>(*it) < int(kN)) cancel.push_back(std::get<2>(*it));
+  }
+  for (int id : cancel) {
+    bool was = false;
+    for (auto it = model.begin(); it != model.end(); ++it)
+      if (std::get<2>(*it) == id) {
+        model.erase(it);
+        was = true;
+        break;
+      }
+    EXPECT_EQ(cx_timer_entry_cancel(&en.e[id]), was);
+    ASSERT_EQ(CheckHeap(timers), "");
+  }
+  // Late comers for the current tick (and an earlier one).
+  for (size_t i = kN; i < kN + 8; i++) {
+    uint64_t d = 3 * tick + 32 + rng() % 32 - (i == kN ? 40 : 0);
+    Register(&en.e[i], d, en.w[i].get());
+    model.insert({d, order++, int(i)});
+  }
+  ASSERT_EQ(CheckHeap(timers), "");
+  ASSERT_EQ(cx_timers_next_deadline(&timers), std::get<0>(*model.begin()));
+  expected.clear();
+  for (const auto &m : model) expected.push_back(std::get<2>(m));
+  log.clear();
+  EXPECT_EQ(cx_timers_fire(&timers, CX_DEADLINE_NONE - 1), expected.size());
+  EXPECT_EQ(log, expected);
+  EXPECT_EQ(cx_timers_count(&timers), 0u);
   for (auto &w : en.w) EXPECT_EQ(w->refs(), 0);
 }
 

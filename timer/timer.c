@@ -102,6 +102,8 @@ static void cx__use_inline(cx_timers *t) {
   t->hcount = 0;
   t->far = NULL;
   t->fcount = 0;
+  t->run = t->scratch = NULL;
+  t->run_head = t->run_end = 0;
   t->cnode = NULL;
   t->cprev = t->cbucket = t->ctail = t->cfill = NULL;
   t->nchunks = t->chunks_seen = 0;
@@ -334,6 +336,62 @@ static void cx__cal_remove(cx_timers *t, uint32_t g) {
   }
 }
 
+/* ---- the run ------------------------------------------------------------ */
+
+/* The current tick's timers, moved from their calendar bucket and sorted
+ * once (cx__refill), are taken from the front of an array: a pop moves no
+ * other node, and a cancel leaves a hole (CX__HOLE) that the front skips.
+ * So each such timer's pos[] entry is written once, not once per level of
+ * a sift, and the tick's order costs one merge sort of a small, contiguous
+ * array. */
+
+/* Sorts n nodes of a by (deadline, registration order), with b (room for n
+ * nodes) as scratch. */
+static void cx__sort_nodes(cx__timer_node *a, cx__timer_node *b, size_t n) {
+  enum { RUN = 8 };
+  for (size_t lo = 0; lo < n; lo += RUN) { /* insertion sort of small runs */
+    size_t hi = lo + RUN < n ? lo + RUN : n;
+    for (size_t i = lo + 1; i < hi; i++) {
+      cx__timer_node x = a[i];
+      size_t j = i;
+      for (; j > lo && cx__before(x, a[j - 1]); j--) a[j] = a[j - 1];
+      a[j] = x;
+    }
+  }
+  cx__timer_node *src = a, *dst = b;
+  for (size_t w = RUN; w < n; w *= 2) { /* bottom-up merges */
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n,
+             hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi)
+        dst[k++] = cx__before(src[j], src[i]) ? src[j++] : src[i++];
+      while (i < mid) dst[k++] = src[i++];
+      while (j < hi) dst[k++] = src[j++];
+    }
+    cx__timer_node *tmp = src;
+    src = dst;
+    dst = tmp;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+static inline bool cx__run_empty(const cx_timers *t) {
+  return t->run_head == t->run_end;
+}
+
+/* Moves the run's front past holes (keeps run[run_head] a live node). */
+static inline void cx__run_skip_holes(cx_timers *t) {
+  while (t->run_head < t->run_end && t->run[t->run_head].slot == CX__HOLE)
+    t->run_head++;
+}
+
+/* Takes run node i out: the front advances, any other becomes a hole. */
+static void cx__run_remove(cx_timers *t, size_t i) {
+  t->run[i].slot = CX__HOLE;
+  if (i == t->run_head) cx__run_skip_holes(t);
+}
+
 /* Puts node n (its slot in no structure) where its tick says: the near heap
  * at or before the cursor's tick, the calendar within CX__CAL_BUCKETS ticks
  * after it, the far heap beyond. */
@@ -347,16 +405,17 @@ static void cx__place_node(cx_timers *t, cx__timer_node n) {
     cx__heap_push(t, cx__far(t), n);
 }
 
-/* The near heap is empty and the calendar is not: moves the cursor to the
- * first busy bucket's tick and that bucket's timers into the near heap.
- * Never allocates: each chunk is freed once read. */
+/* The run and the near heap are empty and the calendar is not: moves the
+ * cursor to the first busy bucket's tick and that bucket's timers into the
+ * run, sorted. Never allocates: each chunk is freed once read, and the run
+ * and its scratch have room for every timer. */
 static void cx__refill(cx_timers *t) {
   uint32_t b = cx__cal_first(t);
   t->cursor += ((b - (uint32_t)t->cursor) & CX__CAL_MASK);
   uint32_t c = t->ctail[b], fill = t->cfill[b];
   t->ctail[b] = CX__NO_SLOT;
   cx__cal_unmark(t, b);
-  cx__heap_ref near = cx__near(t);
+  size_t n = 0;
   while (c != CX__NO_SLOT) {
     const cx__timer_node *chunk = &t->cnode[(size_t)c * CX__CHUNK];
     uint32_t prev = t->cprev[c];
@@ -364,11 +423,23 @@ static void cx__refill(cx_timers *t) {
       const char *p = (const char *)&t->cnode[(size_t)prev * CX__CHUNK];
       for (int k = 0; k < 6; k++) __builtin_prefetch(p + 64 * k);
     }
-    for (uint32_t i = 0; i < fill; i++) cx__heap_push(t, near, chunk[i]);
+    memcpy(&t->run[n], chunk, fill * sizeof *chunk);
+    n += fill;
     cx__chunk_put(t, c);
     c = prev;
     fill = CX__CHUNK;
   }
+  cx__sort_nodes(t->run, t->scratch, n);
+  for (size_t i = 0; i < n; i++)
+    t->pos[t->run[i].slot] = CX__IN_RUN | (uint32_t)i;
+  t->run_head = 0;
+  t->run_end = n;
+}
+
+/* The near timers (run and near heap) are gone while the calendar holds
+ * some: refill. */
+static inline void cx__refill_if_needed(cx_timers *t) {
+  if (t->hcount == 0 && cx__run_empty(t) && !cx__cal_empty(t)) cx__refill(t);
 }
 
 /* Inserts node n (its slot registered, in no structure). */
@@ -377,31 +448,41 @@ static void cx__insert(cx_timers *t, cx__timer_node n) {
     cx__heap_push(t, cx__near(t), n);
     return;
   }
-  /* An empty near heap means an empty calendar: the cursor may move
-   * anywhere. Now is where it does least harm (the top: "pinned"). */
-  if (t->hcount == 0) t->cursor = cx__tick(t, t->now);
+  /* No near timers means an empty calendar: the cursor may move anywhere.
+   * Now is where it does least harm (the top: "pinned"). */
+  if (t->hcount == 0 && cx__run_empty(t)) t->cursor = cx__tick(t, t->now);
   cx__place_node(t, n);
-  if (t->hcount == 0 && !cx__cal_empty(t)) cx__refill(t);
+  cx__refill_if_needed(t);
 }
 
 /* Takes registered slot s out of where it is (it stays counted and its slot
  * taken); refills the near heap if that emptied it. */
 static void cx__remove(cx_timers *t, uint32_t s) {
-  uint32_t p = t->pos[s];
-  if (p & CX__IN_CAL) {
-    cx__cal_remove(t, p & ~CX__POS_TAGS);
-  } else if (p & CX__IN_FAR) {
-    cx__heap_remove_at(t, cx__far(t), p & ~CX__POS_TAGS);
-  } else {
-    cx__heap_remove_at(t, cx__near(t), p);
-    if (t->hcount == 0 && !cx__cal_empty(t)) cx__refill(t);
+  uint32_t p = t->pos[s], i = p & ~CX__POS_TAGS;
+  switch (p & CX__POS_TAGS) {
+    case CX__IN_CAL:
+      cx__cal_remove(t, i);
+      return;
+    case CX__IN_FAR:
+      cx__heap_remove_at(t, cx__far(t), i);
+      return;
+    case CX__IN_RUN:
+      cx__run_remove(t, i);
+      break;
+    default:
+      cx__heap_remove_at(t, cx__near(t), i);
+      break;
   }
+  cx__refill_if_needed(t);
 }
 
-/* The earliest timer's node: the near heap's or the far heap's first. None
- * registered: NULL. */
+/* The earliest timer's node: the first of the run, the near heap or the far
+ * heap. None registered: NULL. */
 static inline const cx__timer_node *cx__first(const cx_timers *t) {
   const cx__timer_node *n = t->hcount ? &t->heap[0] : NULL;
+  if (t->run_head < t->run_end &&
+      (n == NULL || cx__before(t->run[t->run_head], *n)))
+    n = &t->run[t->run_head];
   if (t->fcount && (n == NULL || cx__before(t->far[0], *n))) n = &t->far[0];
   return n;
 }
@@ -428,7 +509,8 @@ static int cx__grow(cx_timers *t) {
       ((cap + CX__HEAP_PAD) * sizeof(cx__timer_node) + 63) & ~(size_t)63;
   size_t cnode_bytes = nchunks * CX__CHUNK * sizeof(cx__timer_node);
   size_t slot_bytes = cap * sizeof(cx_timer_entry *);
-  size_t size = 2 * heap_bytes + cnode_bytes + slot_bytes +
+  size_t run_bytes = cap * sizeof(cx__timer_node);
+  size_t size = 2 * heap_bytes + 2 * run_bytes + cnode_bytes + slot_bytes +
                 (cap + 2 * nchunks + 2 * CX__CAL_BUCKETS) * sizeof(uint32_t);
   unsigned char *block = cx_alloc(size, CX__BLOCK_ALIGN);
   if (block == NULL) return CX_ENOMEM;
@@ -437,6 +519,10 @@ static int cx__grow(cx_timers *t) {
   p += heap_bytes;
   cx__timer_node *far = (cx__timer_node *)p + CX__HEAP_PAD;
   p += heap_bytes;
+  cx__timer_node *run = (cx__timer_node *)p;
+  p += run_bytes;
+  cx__timer_node *scratch = (cx__timer_node *)p;
+  p += run_bytes;
   cx__timer_node *cnode = (cx__timer_node *)p;
   p += cnode_bytes;
   cx_timer_entry **slots = (cx_timer_entry **)p;
@@ -454,6 +540,7 @@ static int cx__grow(cx_timers *t) {
   if (t->block) {
     /* Only what was ever used is copied: untouched pages stay untouched. */
     memcpy(far, t->far, t->fcount * sizeof *far);
+    memcpy(run, t->run, t->run_end * sizeof *run);
     memcpy(cnode, t->cnode, seen * CX__CHUNK * sizeof *cnode);
     memcpy(cprev, t->cprev, seen * sizeof *cprev);
     memcpy(cbucket, t->cbucket, seen * sizeof *cbucket);
@@ -469,6 +556,8 @@ static int cx__grow(cx_timers *t) {
   }
   t->heap = heap;
   t->far = far;
+  t->run = run;
+  t->scratch = scratch;
   t->cnode = cnode;
   t->slots = slots;
   t->pos = pos;
@@ -630,9 +719,10 @@ size_t cx_timers_cancel_all(cx_timers *t) {
       cx__unlock(t);
       break;
     }
-    /* The calendar's timers first, then the heaps' from their last nodes:
-     * none of it sifts or refills, and the near heap keeps the earliest
-     * timer while the calendar holds any (a dropped waker may look). */
+    /* The calendar's timers first, then the heaps' and the run's from
+     * their last nodes: none of it sifts or refills, and the near timers
+     * keep the earliest while the calendar holds any (a dropped waker may
+     * look). */
     uint32_t s;
     if (!cx__cal_empty(t)) {
       uint32_t b = cx__cal_first(t); /* its last node: nothing moves */
@@ -641,8 +731,11 @@ size_t cx_timers_cancel_all(cx_timers *t) {
       cx__cal_remove(t, g);
     } else if (t->fcount > 0) {
       s = (uint32_t)t->far[--t->fcount].slot;
-    } else {
+    } else if (t->hcount > 0) {
       s = (uint32_t)t->heap[--t->hcount].slot;
+    } else { /* the run's last live node (its front is live) */
+      while (t->run[t->run_end - 1].slot == CX__HOLE) t->run_end--;
+      s = (uint32_t)t->run[--t->run_end].slot;
     }
     cx_timer_entry *e = t->slots[s];
     t->count--;
@@ -703,19 +796,20 @@ static size_t cx__fire_locked(cx_timers *t, uint64_t now) {
   }
 }
 
-/* Before a batch of pops: the near heap (one tick's timers) and their
- * slot-table lines went cold while the executor polled and parked, and
- * each pop's sift would miss on them one dependent load at a time. Their
- * addresses are all known now: ask for them all at once. */
-static void cx__warm_near(const cx_timers *t) {
-  size_t n = t->hcount;
+/* Before a batch of pops: the near timers (one tick's) and their slot-table
+ * lines went cold while the executor polled and parked, and each pop would
+ * miss on them one dependent load at a time. Their addresses are all known
+ * now: ask for them all at once. */
+static void cx__warm_slots(const cx_timers *t, const cx__timer_node *nodes,
+                           size_t n) {
   if (n > CX__WARM_MAX) n = CX__WARM_MAX;
-  const char *h = (const char *)t->heap;
+  const char *h = (const char *)nodes;
   for (size_t off = 0; off < n * sizeof(cx__timer_node); off += 64)
     __builtin_prefetch(h + off);
   for (size_t i = 0; i < n; i++) {
-    __builtin_prefetch(&t->pos[t->heap[i].slot], 1);
-    __builtin_prefetch(&t->slots[t->heap[i].slot]);
+    if (nodes[i].slot == CX__HOLE) continue;
+    __builtin_prefetch(&t->pos[nodes[i].slot], 1);
+    __builtin_prefetch(&t->slots[nodes[i].slot]);
   }
 }
 
@@ -723,7 +817,10 @@ size_t cx_timers_fire(cx_timers *t, uint64_t now) {
   if (t == NULL) return 0;
   if (t->lock) return cx__fire_locked(t, now);
   size_t fired = 0;
-  if (t->hcount > 0 && t->heap[0].deadline <= now) cx__warm_near(t);
+  if (t->hcount > 0 && t->heap[0].deadline <= now)
+    cx__warm_slots(t, t->heap, t->hcount);
+  if (!cx__run_empty(t) && t->run[t->run_head].deadline <= now)
+    cx__warm_slots(t, &t->run[t->run_head], t->run_end - t->run_head);
   const cx__timer_node *first;
   while ((first = cx__first(t)) != NULL && first->deadline <= now) {
     cx_timer_entry *e = t->slots[first->slot];

@@ -111,19 +111,28 @@ typedef struct cx__timer_node {
  * decide where a timer waits, never when it fires. */
 #define CX__TICK_SHIFT 18
 #define CX__CHUNK 16 /* nodes per chunk of a calendar bucket */
-/* pos[] tags: a far-heap index, a calendar node (index in cnode); none: a
- * near-heap index. */
+/* pos[] tags: a far-heap index, a calendar node (index in cnode), a run
+ * index; none: a near-heap index. */
 #define CX__IN_FAR 0x40000000u
 #define CX__IN_CAL 0x80000000u
-#define CX__POS_TAGS (CX__IN_FAR | CX__IN_CAL)
+#define CX__IN_RUN 0xc0000000u
+#define CX__POS_TAGS 0xc0000000u
+/* A cancelled node left in the run (its slot field). */
+#define CX__HOLE UINT64_MAX
 
 typedef struct cx_timers {
   cx__timer_node *heap;   /* the near heap, hcount nodes: heap[0] earliest */
   cx_timer_entry **slots; /* slot -> its entry (NULL when free) */
   uint32_t *pos; /* slot -> where its node is (tagged, see above); for a
                     free slot, the next free one */
-  size_t count;  /* registered: near heap + calendar + far heap */
+  size_t count;  /* registered: run + near heap + calendar + far heap */
   size_t hcount; /* in the near heap */
+  /* With an allocated block only: the current tick's timers, sorted, taken
+   * from the front: run[run_head, run_end), holes (CX__HOLE) skipped;
+   * run[run_head] is never a hole. */
+  cx__timer_node *run;
+  cx__timer_node *scratch; /* the run's merge buffer */
+  size_t run_head, run_end;
   /* With an allocated block only (NULL / 0 inline, a plain heap): */
   cx__timer_node *far; /* the far heap, fcount nodes */
   size_t fcount;
