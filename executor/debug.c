@@ -145,7 +145,7 @@ int cx_join_handle_debug_info(const cx_join_handle *h,
   /* Acquire: a snapshot consistent with what the flags publish. */
   uint64_t s =
       atomic_load_explicit(&((cx__task *)t)->state, memory_order_acquire);
-  out->refs = s >> CX__REF_SHIFT;
+  out->refs = (s >> CX__REF_SHIFT) & CX__REF_MASK;
   out->scheduled = (s & CX__SCHEDULED) != 0;
   out->running = (s & CX__RUNNING) != 0;
   out->complete = (s & CX__COMPLETE) != 0;

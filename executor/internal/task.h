@@ -46,6 +46,15 @@ extern "C" {
 #define CX__FLAG_MASK 0xffu
 #define CX__REF_SHIFT 8
 #define CX__REF_ONE ((uint64_t)1 << CX__REF_SHIFT)
+/* Not states: set at creation and never changed. FROM_SCHED: the task's
+ * memory came from its scheduler's mem_alloc (task blocks) rather than
+ * cx_alloc, with the tag mem_alloc gave (5 bits, below it), which mem_free
+ * gets back. Far above any reference count (CX__REF_MAX), so counting
+ * never reaches them. */
+#define CX__FROM_SCHED ((uint64_t)1 << 63)
+#define CX__MEM_TAG_SHIFT 58
+#define CX__MEM_TAG_MAX 31u
+#define CX__REF_MASK (((uint64_t)1 << (CX__MEM_TAG_SHIFT - CX__REF_SHIFT)) - 1)
 /* References beyond this are refused (CX_EOVERFLOW), far from wrapping. */
 #define CX__REF_MAX ((uint64_t)1 << 40)
 
@@ -65,6 +74,16 @@ typedef struct cx__scheduler {
    * executor's task tracking uses a second scheduler with a nonzero size
    * (executor/observe.c), so the task header has no flag for it. */
   size_t task_extra;
+  /* Optional (NULL: every task is a cx_alloc of its own). Memory for a task
+   * created with `local` (cx__task_create), called only on the scheduler's
+   * owner thread: returns it with *tag set (at most CX__MEM_TAG_MAX; the
+   * task keeps it), or NULL with *fallback set when the scheduler does not
+   * serve that size (the task then uses cx_alloc), or NULL alone when it is
+   * out of memory. mem_free takes the memory back, from any thread, with
+   * its tag (a task remembers where its memory came from). */
+  void *(*mem_alloc)(struct cx__scheduler *s, size_t size, size_t align,
+                     unsigned *tag, bool *fallback);
+  void (*mem_free)(struct cx__scheduler *s, void *p, unsigned tag);
 } cx__scheduler;
 
 struct cx__task {
@@ -148,9 +167,10 @@ static inline void *cx__task_extra(cx__task *t) {
  * allowed when the size is 0). The new task is SCHEDULED and holds
  * 2 references (the owner's and the queue's) plus one for a join handle when
  * `with_handle`. Returns NULL on allocation failure. The caller must queue
- * it (the queue's reference). */
+ * it (the queue's reference). `local`: the caller is sched's owner thread,
+ * so the memory may come from sched->mem_alloc. */
 cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
-                          cx__scheduler *sched, bool with_handle);
+                          cx__scheduler *sched, bool with_handle, bool local);
 
 /* Frees a task that was never handed to anyone (spawn refused after the
  * allocation): no drop, no scheduler callback. */
@@ -250,7 +270,8 @@ void cx__task_join_withdraw(cx__task *t);
 /* Snapshots for checks and statistics. Acquire: pairs with the release of
  * the transition that wrote the value, so what it published is visible. */
 static inline uint64_t cx__task_refs(const cx__task *t) {
-  return CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT;
+  return (CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT) &
+         CX__REF_MASK;
 }
 static inline unsigned cx__task_flags(const cx__task *t) {
   return (unsigned)(CX__LOAD_ACQUIRE(&((cx__task *)t)->state) & CX__FLAG_MASK);
