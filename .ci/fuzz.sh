@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 HARNESSES=("$@")
 if [ ${#HARNESSES[@]} -eq 0 ]; then
-  HARNESSES=(task_lifecycle channel timer async_channel io)
+  HARNESSES=(task_lifecycle channel timer async_channel io task_blocks)
 fi
 
 # Longest input per harness: enough for a few hundred operations.
@@ -33,6 +33,7 @@ max_len() {
     timer) echo 1024 ;;
     async_channel) echo 1024 ;;
     io) echo 800 ;;
+    task_blocks) echo 1024 ;;
     *) echo 1024 ;;
   esac
 }

@@ -83,8 +83,11 @@ int bench_w6_idle_mem(void) {
   static w6_counts counts;
   cx_allocator a = {w6_alloc, w6_free, &counts};
   if (cx_set_allocator(&a) != CX_OK) return bench_fail("W6", "allocator");
+  /* Task memory as a program with the default allocator gets it (blocks):
+   * AUTO would see this counting allocator and give each task its own. */
+  cx_executor_options opts = {.task_memory = CX_TASK_MEMORY_BLOCKS};
   cx_executor *ex;
-  if (cx_executor_create(NULL, &ex) != CX_OK)
+  if (cx_executor_create(&opts, &ex) != CX_OK)
     return bench_fail("W6", "cx_executor_create");
   w6_task st = {CX_WAKER_EMPTY};
   uint64_t blocks_before = counts.live_blocks;

@@ -27,6 +27,7 @@
 #include "executor/internal/executor.h"
 #include "executor/internal/observe.h"
 #include "io/io.h"
+#include "waker/internal/alloc.h"
 #include "waker/internal/current.h"
 
 /* The per-thread marker lives in waker/ (waker/internal/current.h) so that
@@ -55,12 +56,40 @@ void cx__ex_unref(cx_executor *ex) {
     ex->futex.base.vtable->destroy(&ex->futex.base);
     pthread_mutex_destroy(&ex->mu);
     cx__obs_destroy(ex->obs);
+    /* Every task is gone (each held a reference), so every slot is free. */
+    cx__task_blocks_destroy(&ex->blocks);
     cx_free(ex, sizeof *ex, _Alignof(cx_executor));
   }
 }
 
 static void cx__ex_task_freed(cx__scheduler *s) {
   cx__ex_unref((cx_executor *)s);
+}
+
+/* The scheduler's task memory hooks (task.h): task blocks. Both schedulers
+ * (plain and tracked) are members of the executor. */
+static cx_executor *cx__ex_of_sched(cx__scheduler *s) {
+  /* The tracked scheduler is a member too: find ex through whichever. */
+  return s->task_extra
+             ? (cx_executor *)((char *)s - offsetof(cx_executor, sched_tracked))
+             : (cx_executor *)s;
+}
+
+/* The tag a task keeps is its slot's size class. */
+static void *cx__ex_mem_alloc(cx__scheduler *s, size_t size, size_t align,
+                              unsigned *tag, bool *fallback) {
+  cx_executor *ex = cx__ex_of_sched(s);
+  *fallback = !cx__task_blocks_fits(size, align);
+  if (*fallback) return NULL;
+  *tag = (unsigned)cx__task_blocks_class(size);
+  return cx__task_blocks_alloc(&ex->blocks, *tag);
+}
+
+static void cx__ex_mem_free(cx__scheduler *s, void *p, unsigned tag) {
+  cx_executor *ex = cx__ex_of_sched(s);
+  /* The owner's plain push only while it drives ex (its marker): the owner
+   * is then not inside an allocation, and only it allocates. */
+  cx__task_blocks_free(&ex->blocks, p, tag, cx__ex_is_current(ex));
 }
 
 /* cx_driver_host.io_driver: the executor's I/O driver, created on first
@@ -82,15 +111,41 @@ static int cx__ex_io_driver(cx_driver_host *h, cx_driver **out) {
   return CX_OK;
 }
 
+/* CX_TASK_MEMORY_AUTO's choice. */
+static bool cx__auto_blocks(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return false;
+#else
+  return cx__allocator_is_default();
+#endif
+#else
+  return cx__allocator_is_default();
+#endif
+}
+
 int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   if (out == NULL) return CX_EINVAL;
   *out = NULL;
+  cx_task_memory mem = opts ? opts->task_memory : CX_TASK_MEMORY_AUTO;
+  if (mem != CX_TASK_MEMORY_AUTO && mem != CX_TASK_MEMORY_BLOCKS &&
+      mem != CX_TASK_MEMORY_EACH)
+    return CX_EINVAL;
   cx_executor *ex = cx_alloc(sizeof *ex, _Alignof(cx_executor));
   if (ex == NULL) return CX_ENOMEM;
   memset(ex, 0, sizeof *ex);
   ex->sched.schedule = cx__ex_schedule;
   ex->sched.task_freed = cx__ex_task_freed;
   cx__obs_sched_init(ex); /* ex->sched_tracked */
+  cx__task_blocks_init(&ex->blocks);
+  ex->use_blocks = mem == CX_TASK_MEMORY_BLOCKS ||
+                   (mem == CX_TASK_MEMORY_AUTO && cx__auto_blocks());
+  if (ex->use_blocks) {
+    ex->sched.mem_alloc = ex->sched_tracked.mem_alloc = cx__ex_mem_alloc;
+    ex->sched.mem_free = ex->sched_tracked.mem_free = cx__ex_mem_free;
+  }
   ex->host.io_driver = cx__ex_io_driver;
   cx_timers_init(&ex->timers, opts ? opts->clock : NULL,
                  opts ? opts->clock_ctx : NULL);
@@ -163,9 +218,12 @@ int cx_executor_destroy(cx_executor *ex) {
 
 /* ---- spawning and running ------------------------------------------------ */
 
-int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
-              const cx_future_vtable *vtable, const void *state,
-              cx_join_handle **handle) {
+/* Inlined into cx_spawn, whose constant NULL name and file remove the
+ * tracking branches from the commonest spawn (W1). */
+static inline __attribute__((always_inline)) int cx__spawn_impl(
+    cx_executor *ex, const char *name, const char *file, int line,
+    const cx_future_vtable *vtable, const void *state,
+    cx_join_handle **handle) {
   if (handle) *handle = NULL;
   if (ex == NULL) return CX_EINVAL;
   if (cx_future_vtable_check(vtable) != CX_OK) return CX_EINVAL;
@@ -173,8 +231,10 @@ int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
   if (ex->destroyed) return CX_ESHUTDOWN;
   /* Tracked (observe.c): named, or on an executor that tracks all. */
   bool debug = name || file || (ex->obs && ex->obs->track);
-  cx__task *t = cx__task_create(
-      vtable, state, debug ? &ex->sched_tracked : &ex->sched, handle != NULL);
+  /* local: spawning is the owner thread's (task blocks). */
+  cx__task *t =
+      cx__task_create(vtable, state, debug ? &ex->sched_tracked : &ex->sched,
+                      handle != NULL, true);
   if (t == NULL) return CX_ENOMEM;
   if (debug) cx__obs_task_init(t, name, file, line);
   cx__ex_ref(ex); /* the task's */
@@ -186,9 +246,15 @@ int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
   return CX_OK;
 }
 
+int cx__spawn(cx_executor *ex, const char *name, const char *file, int line,
+              const cx_future_vtable *vtable, const void *state,
+              cx_join_handle **handle) {
+  return cx__spawn_impl(ex, name, file, line, vtable, state, handle);
+}
+
 int cx_spawn(cx_executor *ex, const cx_future_vtable *vtable, const void *state,
              cx_join_handle **handle) {
-  return cx__spawn(ex, NULL, NULL, 0, vtable, state, handle);
+  return cx__spawn_impl(ex, NULL, NULL, 0, vtable, state, handle);
 }
 
 int cx_spawn_named(cx_executor *ex, const char *name, const char *file,

@@ -37,6 +37,24 @@ extern "C" {
 typedef struct cx_executor cx_executor;
 typedef struct cx_spawner cx_spawner;
 
+/* Where the memory of the tasks an executor spawns comes from. Either way
+ * a spawn allocates its task (CX_ENOMEM when it cannot) and a task's memory
+ * is released when its last reference goes. */
+typedef enum cx_task_memory {
+  /* BLOCKS with the default allocator, EACH when a program installed its
+   * own (cx_set_allocator: it sees every task) or in AddressSanitizer
+   * builds (which cannot see a use after free inside a block). */
+  CX_TASK_MEMORY_AUTO = 0,
+  /* Slots of large blocks obtained through cx_alloc (task blocks): a spawn
+   * is a pop or a bump, a free a push. Blocks go back to the allocator when
+   * the executor is freed, so memory follows the peak number of tasks. Tasks
+   * spawned from other threads (spawners), and tasks over 256 bytes or
+   * aligned beyond 16, are cx_allocs of their own. */
+  CX_TASK_MEMORY_BLOCKS,
+  /* One cx_alloc per task. */
+  CX_TASK_MEMORY_EACH,
+} cx_task_memory;
+
 typedef struct cx_executor_options {
   /* Clock for the timer driver, in nanoseconds (NULL: cx_clock_now). With a
    * custom clock, parking converts "deadline - now" to a real duration. */
@@ -46,10 +64,12 @@ typedef struct cx_executor_options {
    * (executor/observe.h); copied at create. NULL: all off, and no cost
    * beyond one branch per poll. */
   const struct cx_observe_options *observe;
+  /* CX_TASK_MEMORY_AUTO (0) unless set; other values: CX_EINVAL. */
+  cx_task_memory task_memory;
 } cx_executor_options;
 
 /* Creates an executor. opts may be NULL. Returns CX_OK, CX_EINVAL (out
- * NULL), CX_ENOMEM. */
+ * NULL, or an unknown task_memory), CX_ENOMEM. */
 int cx_executor_create(const cx_executor_options *opts, cx_executor **out);
 
 /*

@@ -40,7 +40,7 @@ bool cx__can_progress(cx_executor *ex) {
     /* Acquire: a waker clone made on another thread is a reference we
      * must see. */
     uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-    uint64_t refs = s >> CX__REF_SHIFT;
+    uint64_t refs = (s >> CX__REF_SHIFT) & CX__REF_MASK;
     uint64_t fixed = 1 + ((s & CX__JOIN_INTEREST) ? 1 : 0);
     if ((s & (CX__SCHEDULED | CX__RUNNING)) || refs > fixed) return true;
   }

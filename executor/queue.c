@@ -41,24 +41,6 @@ void cx__ex_schedule(cx__scheduler *s, cx__task *t) {
   if (d) cx__unpark(ex, d);
 }
 
-void cx__owned_link(cx_executor *ex, cx__task *t) {
-  t->owned_prev = NULL;
-  t->owned_next = ex->owned;
-  if (ex->owned) ex->owned->owned_prev = t;
-  ex->owned = t;
-  ex->live++;
-}
-
-void cx__owned_unlink(cx_executor *ex, cx__task *t) {
-  if (t->owned_prev)
-    t->owned_prev->owned_next = t->owned_next;
-  else
-    ex->owned = t->owned_next;
-  if (t->owned_next) t->owned_next->owned_prev = t->owned_prev;
-  t->owned_prev = t->owned_next = NULL;
-  ex->live--;
-}
-
 /* Takes in remote wakes and spawns. Spawned tasks join the owned list here,
  * on the owner thread, which is the only one that touches it. */
 void cx__take_remote(cx_executor *ex) {

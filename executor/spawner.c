@@ -68,8 +68,10 @@ static int cx__spawner_spawn(cx_spawner *sp, const char *name, const char *file,
   if (state == NULL && vtable->state_size > 0) return CX_EINVAL;
   /* ex->obs is fixed at create: readable from any thread. */
   bool debug = name || file || (ex->obs && ex->obs->track);
-  cx__task *t = cx__task_create(
-      vtable, state, debug ? &ex->sched_tracked : &ex->sched, handle != NULL);
+  /* Not local: any thread (its memory is a cx_alloc of its own). */
+  cx__task *t =
+      cx__task_create(vtable, state, debug ? &ex->sched_tracked : &ex->sched,
+                      handle != NULL, false);
   if (t == NULL) return CX_ENOMEM;
   if (debug) cx__obs_task_init(t, name, file, line);
   pthread_mutex_lock(&ex->mu);

@@ -34,6 +34,11 @@
  *       COMPLETE -> GONE (a safety net: drops the queue's ref)
  *   transition_to_idle (PENDING): CANCELLED -> CANCELLED (wins over
  *       SCHEDULED); SCHEDULED -> NOTIFIED (queue again); else DONE
+ *   carried (PENDING after waking itself by reference, on a single-threaded
+ *       executor): no transition, the word is not written; the task is
+ *       queued again still RUNNING, with the running ref as the queue's.
+ *       transition_carried_to_running (its pop, only when another thread
+ *       set SCHEDULED or CANCELLED meanwhile): -SCHEDULED -> POLL or CANCEL
  *   transition_to_complete: -RUNNING -SCHEDULED +COMPLETE (+OUTPUT), the
  *       running and owner refs dropped in the same CAS unless a joiner's
  *       waker must be woken first (then join_waker_done, then the refs)
@@ -104,7 +109,7 @@ static inline uint64_t cx__state_load(cx__task *t) {
 }
 
 static inline uint64_t cx__refs_of(uint64_t s) {
-  return s >> CX__REF_SHIFT;
+  return (s >> CX__REF_SHIFT) & CX__REF_MASK;
 }
 
 /* Bytes of a task's allocation: its layout, plus the scheduler's extra
@@ -116,12 +121,22 @@ static size_t cx__task_alloc_size(const cx__task_layout *l,
 }
 
 cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
-                          cx__scheduler *sched, bool with_handle) {
+                          cx__scheduler *sched, bool with_handle, bool local) {
   cx__task_layout l = cx__task_layout_of(vt, with_handle);
-  cx__task *t = cx_alloc(cx__task_alloc_size(&l, sched), l.align);
+  size_t size = cx__task_alloc_size(&l, sched);
+  cx__task *t = NULL;
+  bool fallback = true;
+  unsigned tag = 0;
+  if (local && sched->mem_alloc)
+    t = sched->mem_alloc(sched, size, l.align, &tag, &fallback);
+  CX__CHECK(tag <= CX__MEM_TAG_MAX);
+  uint64_t from_sched =
+      t ? CX__FROM_SCHED | (uint64_t)tag << CX__MEM_TAG_SHIFT : 0;
+  if (t == NULL && fallback) t = cx_alloc(size, l.align);
   if (t == NULL) return NULL;
   uint64_t refs = 2 + (with_handle ? 1 : 0);
-  uint64_t flags = CX__SCHEDULED | (with_handle ? CX__JOIN_INTEREST : 0);
+  uint64_t flags =
+      CX__SCHEDULED | (with_handle ? CX__JOIN_INTEREST : 0) | from_sched;
   /* Not yet shared: the scheduler's queue push publishes it. */
   atomic_init(&t->state, refs * CX__REF_ONE | flags);
   t->next = NULL;
@@ -133,11 +148,34 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   t->layout = (uint32_t)l.output_off | (with_handle ? CX__TASK_JOIN_SLOT : 0);
   if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
   if (sched->task_extra) memset(cx__task_extra(t), 0, sched->task_extra);
-  if (vt->state_size > 0) memcpy(cx__task_state(t), state, vt->state_size);
+  /* The commonest sizes copied inline (a call to memcpy costs more than
+   * the copy; W1). */
+  void *dst = cx__task_state(t);
+  switch (vt->state_size) {
+    case 0:
+      break;
+    case 8:
+      memcpy(dst, state, 8);
+      break;
+    case 16:
+      memcpy(dst, state, 16);
+      break;
+    default:
+      memcpy(dst, state, vt->state_size);
+      break;
+  }
   return t;
 }
 
 static void cx__task_free_memory(cx__task *t) {
+  /* Relaxed: the bits never change after creation, and the caller owns t
+   * alone now (last reference, or never shared). */
+  uint64_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+  if (s & CX__FROM_SCHED) {
+    unsigned tag = (unsigned)(s >> CX__MEM_TAG_SHIFT) & CX__MEM_TAG_MAX;
+    t->sched->mem_free(t->sched, t, tag);
+    return;
+  }
   cx__task_layout l = cx__task_layout_of(t->vtable, cx__task_has_join_slot(t));
   cx_free(t, cx__task_alloc_size(&l, t->sched), l.align);
 }
@@ -288,8 +326,19 @@ static int cx__task_waker_clone(const void *data, cx_waker *out) {
 static void cx__task_waker_wake(const void *data) {
   cx__task_wake_by_val((cx__task *)data);
 }
+_Thread_local cx__polling cx__tls_polling;
+
 static void cx__task_waker_wake_by_ref(const void *data) {
-  cx__task_wake_by_ref((cx__task *)data);
+  cx__task *t = (cx__task *)data;
+  /* A task waking itself from its own poll, on the executor that set the
+   * record (poll.c): a plain store; the executor queues it again once the
+   * poll returns. Any other thread, task or executor takes the atomic path
+   * (its record never holds t). */
+  if (cx__tls_polling.task == t) {
+    cx__tls_polling.woken = true;
+    return;
+  }
+  cx__task_wake_by_ref(t);
 }
 static void cx__task_waker_drop(const void *data) {
   cx__task_ref_dec((cx__task *)data);
@@ -301,11 +350,6 @@ const cx_waker_vtable cx__task_waker_vtable = {
     .wake_by_ref = cx__task_waker_wake_by_ref,
     .drop = cx__task_waker_drop,
 };
-
-cx_waker cx__task_waker_ref(cx__task *t) {
-  cx_waker w = {&cx__task_waker_vtable, t};
-  return w;
-}
 
 /* ---- the scheduler's side ------------------------------------------------ */
 
@@ -325,6 +369,16 @@ cx__run_result cx__task_transition_to_running(cx__task *t) {
     if (cx__refs_of(next) == 0) cx__task_dealloc(t);
     return CX__RUN_GONE;
   }
+  return (cur & CX__CANCELLED) ? CX__RUN_CANCEL : CX__RUN_POLL;
+}
+
+cx__run_result cx__task_transition_carried_to_running(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  do {
+    CX__CHECK((cur & CX__RUNNING) && !(cur & CX__COMPLETE));
+    next = cur & ~(uint64_t)CX__SCHEDULED;
+  } while (!cx__state_cas(t, &cur, next));
   return (cur & CX__CANCELLED) ? CX__RUN_CANCEL : CX__RUN_POLL;
 }
 

@@ -18,6 +18,7 @@ int cx_fuzz_channel(const uint8_t *data, size_t size);
 int cx_fuzz_timer(const uint8_t *data, size_t size);
 int cx_fuzz_async_channel(const uint8_t *data, size_t size);
 int cx_fuzz_io(const uint8_t *data, size_t size);
+int cx_fuzz_task_blocks(const uint8_t *data, size_t size);
 
 /* task_lifecycle with the allocation attempt number `fail_at` (1-based)
  * failing as well; *attempts (if not NULL) receives the number of

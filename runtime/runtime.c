@@ -1099,7 +1099,8 @@ int cx_runtime_spawn(cx_runtime *rt, const cx_future_vtable *vtable,
   if (handle) *handle = NULL;
   if (rt == NULL || cx_future_vtable_check(vtable) != CX_OK) return CX_EINVAL;
   if (state == NULL && vtable->state_size > 0) return CX_EINVAL;
-  cx__task *t = cx__task_create(vtable, state, &rt->sched, handle != NULL);
+  cx__task *t =
+      cx__task_create(vtable, state, &rt->sched, handle != NULL, false);
   if (t == NULL) return CX_ENOMEM;
   cx__shard *sh = cx__shard_of(rt, t);
   pthread_mutex_lock(&sh->mu);

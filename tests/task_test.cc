@@ -138,7 +138,7 @@ class TaskTest : public ::testing::Test {
   // reference; the caller must queue it).
   cx__task *Spawn(bool with_handle, int value = 42) {
     TestFuture f = {&probe, value, false};
-    cx__task *t = cx__task_create(&kTestVtable, &f, &sched, with_handle);
+    cx__task *t = cx__task_create(&kTestVtable, &f, &sched, with_handle, false);
     if (t != nullptr) sched.Requeue(t);
     return t;
   }
@@ -247,7 +247,7 @@ TEST_F(TaskTest, OverAlignedStateIsPlacedAtItsAlignment) {
                                       .output_size = sizeof(int)};
   Big b;
   for (size_t i = 0; i < sizeof b.bytes; i++) b.bytes[i] = static_cast<char>(i);
-  cx__task *t = cx__task_create(&vt, &b, &sched, false);
+  cx__task *t = cx__task_create(&vt, &b, &sched, false, false);
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(cx__task_state(t)) % 64, 0u);
   EXPECT_EQ(std::memcmp(cx__task_state(t), &b, sizeof b), 0);
@@ -259,14 +259,14 @@ TEST_F(TaskTest, OverAlignedStateIsPlacedAtItsAlignment) {
 TEST_F(TaskTest, CreateFailsCleanlyWithoutMemory) {
   alloc.FailAt(1);
   TestFuture f = {&probe, 0, false};
-  EXPECT_EQ(cx__task_create(&kTestVtable, &f, &sched, true), nullptr);
+  EXPECT_EQ(cx__task_create(&kTestVtable, &f, &sched, true, false), nullptr);
   EXPECT_EQ(alloc.failures(), 1u);
   EXPECT_EQ(probe.drops, 0);  // the caller still owns the state
 }
 
 TEST_F(TaskTest, DiscardFreesWithoutDropOrSchedulerCallback) {
   TestFuture f = {&probe, 0, false};
-  cx__task *t = cx__task_create(&kTestVtable, &f, &sched, true);
+  cx__task *t = cx__task_create(&kTestVtable, &f, &sched, true, false);
   ASSERT_NE(t, nullptr);
   cx__task_discard(t);
   EXPECT_EQ(alloc.live(), 0u);
@@ -459,7 +459,7 @@ TEST_F(TaskTest, WakeDuringPollIsNotLost) {
       alignof(Yield),
       0};
   Yield y = {0};
-  cx__task *t = cx__task_create(&vt, &y, &sched, false);
+  cx__task *t = cx__task_create(&vt, &y, &sched, false, false);
   ASSERT_NE(t, nullptr);
   sched.Requeue(t);
   int rounds = 0;

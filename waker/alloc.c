@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "waker/error.h"
+#include "waker/internal/alloc.h"
 
 static void *cx__default_alloc(void *ctx, size_t size, size_t align) {
   (void)ctx;
@@ -31,6 +32,10 @@ int cx_set_allocator(const cx_allocator *a) {
   if (a->alloc == NULL || a->free == NULL) return CX_EINVAL;
   cx__allocator = *a;
   return CX_OK;
+}
+
+bool cx__allocator_is_default(void) {
+  return cx__allocator.alloc == cx__default_alloc;
 }
 
 cx_allocator cx_get_allocator(void) {

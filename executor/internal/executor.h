@@ -28,6 +28,7 @@
 #include "executor/executor.h"
 #include "executor/internal/futex_driver.h"
 #include "executor/internal/task.h"
+#include "executor/internal/task_blocks.h"
 #include "waker/internal/current.h"
 
 struct cx_executor {
@@ -54,6 +55,10 @@ struct cx_executor {
    * debug block per task and a wake timestamp. Set at create. */
   cx__scheduler sched_tracked;
   uint64_t next_task_id; /* ids of tracked tasks */
+  /* Task memory (CX_TASK_MEMORY_BLOCKS): allocation on this thread, frees
+   * from any (task_blocks.h). Set up at create when blocks are on. */
+  bool use_blocks;
+  cx__task_blocks blocks;
 
   /* Shared. */
   _Atomic size_t refs;
@@ -117,8 +122,25 @@ static inline cx__task *cx__local_pop(cx_executor *ex) {
  * parked (a reference to ex is then held for the caller: pass both to
  * cx__unpark once mu is unlocked), else NULL. */
 cx_driver *cx__remote_push_locked(cx_executor *ex, bool spawned, cx__task *t);
-void cx__owned_link(cx_executor *ex, cx__task *t);
-void cx__owned_unlink(cx_executor *ex, cx__task *t);
+/* The owned list (unfinished tasks; owner thread). Inline: on every spawn
+ * and every finish. */
+static inline void cx__owned_link(cx_executor *ex, cx__task *t) {
+  t->owned_prev = NULL;
+  t->owned_next = ex->owned;
+  if (ex->owned) ex->owned->owned_prev = t;
+  ex->owned = t;
+  ex->live++;
+}
+
+static inline void cx__owned_unlink(cx_executor *ex, cx__task *t) {
+  if (t->owned_prev)
+    t->owned_prev->owned_next = t->owned_next;
+  else
+    ex->owned = t->owned_next;
+  if (t->owned_next) t->owned_next->owned_prev = t->owned_prev;
+  t->owned_prev = t->owned_next = NULL;
+  ex->live--;
+}
 void cx__take_remote(cx_executor *ex);
 bool cx__remote_empty(cx_executor *ex); /* locks mu */
 /* The scheduler callback: queue a woken task (any thread). */

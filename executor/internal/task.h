@@ -46,6 +46,15 @@ extern "C" {
 #define CX__FLAG_MASK 0xffu
 #define CX__REF_SHIFT 8
 #define CX__REF_ONE ((uint64_t)1 << CX__REF_SHIFT)
+/* Not states: set at creation and never changed. FROM_SCHED: the task's
+ * memory came from its scheduler's mem_alloc (task blocks) rather than
+ * cx_alloc, with the tag mem_alloc gave (5 bits, below it), which mem_free
+ * gets back. Far above any reference count (CX__REF_MAX), so counting
+ * never reaches them. */
+#define CX__FROM_SCHED ((uint64_t)1 << 63)
+#define CX__MEM_TAG_SHIFT 58
+#define CX__MEM_TAG_MAX 31u
+#define CX__REF_MASK (((uint64_t)1 << (CX__MEM_TAG_SHIFT - CX__REF_SHIFT)) - 1)
 /* References beyond this are refused (CX_EOVERFLOW), far from wrapping. */
 #define CX__REF_MAX ((uint64_t)1 << 40)
 
@@ -65,6 +74,16 @@ typedef struct cx__scheduler {
    * executor's task tracking uses a second scheduler with a nonzero size
    * (executor/observe.c), so the task header has no flag for it. */
   size_t task_extra;
+  /* Optional (NULL: every task is a cx_alloc of its own). Memory for a task
+   * created with `local` (cx__task_create), called only on the scheduler's
+   * owner thread: returns it with *tag set (at most CX__MEM_TAG_MAX; the
+   * task keeps it), or NULL with *fallback set when the scheduler does not
+   * serve that size (the task then uses cx_alloc), or NULL alone when it is
+   * out of memory. mem_free takes the memory back, from any thread, with
+   * its tag (a task remembers where its memory came from). */
+  void *(*mem_alloc)(struct cx__scheduler *s, size_t size, size_t align,
+                     unsigned *tag, bool *fallback);
+  void (*mem_free)(struct cx__scheduler *s, void *p, unsigned tag);
 } cx__scheduler;
 
 struct cx__task {
@@ -148,9 +167,10 @@ static inline void *cx__task_extra(cx__task *t) {
  * allowed when the size is 0). The new task is SCHEDULED and holds
  * 2 references (the owner's and the queue's) plus one for a join handle when
  * `with_handle`. Returns NULL on allocation failure. The caller must queue
- * it (the queue's reference). */
+ * it (the queue's reference). `local`: the caller is sched's owner thread,
+ * so the memory may come from sched->mem_alloc. */
 cx__task *cx__task_create(const cx_future_vtable *vtable, const void *state,
-                          cx__scheduler *sched, bool with_handle);
+                          cx__scheduler *sched, bool with_handle, bool local);
 
 /* Frees a task that was never handed to anyone (spawn refused after the
  * allocation): no drop, no scheduler callback. */
@@ -164,8 +184,28 @@ void cx__task_ref_dec(cx__task *t);
 void cx__task_ref_dec_n(cx__task *t, uint64_t n);
 
 /* The waker that points at t, borrowed (owns no reference). */
-cx_waker cx__task_waker_ref(cx__task *t);
 extern const cx_waker_vtable cx__task_waker_vtable;
+static inline cx_waker cx__task_waker_ref(cx__task *t) {
+  cx_waker w = {&cx__task_waker_vtable, t};
+  return w;
+}
+
+/* The self-wake fast path (poll.c). While a single-threaded executor polls
+ * t, its thread's record holds t: a wake by reference of t made on that
+ * thread during the poll (the commonest wake there is: a future that yields)
+ * only sets `woken`, with no atomic operation; the executor reads it when
+ * the poll returns and queues t again still RUNNING ("carried", see
+ * transition_carried_to_running). Thread-local: only the polling thread
+ * reads or writes it, and no other thread can be polling t (RUNNING is
+ * exclusive). Not declared for C++ (the tests do not use it, and a C++
+ * extern thread_local would go through a wrapper). */
+typedef struct cx__polling {
+  cx__task *task; /* being polled on this thread with the fast path, or NULL */
+  bool woken;     /* task woke itself by reference during this poll */
+} cx__polling;
+#ifndef __cplusplus
+extern _Thread_local cx__polling cx__tls_polling;
+#endif
 
 /* Waking (any thread). Both make every write the caller made before the
  * call visible to the poll the wake causes (the state word is written with
@@ -187,6 +227,17 @@ typedef enum cx__run_result {
                      dropped, t may be freed; do nothing more */
 } cx__run_result;
 cx__run_result cx__task_transition_to_running(cx__task *t);
+
+/* Popped from the local queue while still RUNNING: the executor queued it
+ * again after a poll in which it woke itself (the self-wake fast path), and
+ * its state word was not written. Other threads saw a task being polled all
+ * along: a wake set SCHEDULED without queueing it, a cancellation set
+ * CANCELLED, and both are the poller's to act on, which is this call:
+ * SCHEDULED is cleared (this poll is the one that wake asked for; the CAS's
+ * acquire makes the waker's writes visible to it). POLL or CANCEL as
+ * transition_to_running. Only called when SCHEDULED or CANCELLED is set: a
+ * carried task with neither is polled with no atomic operation at all. */
+cx__run_result cx__task_transition_carried_to_running(cx__task *t);
 
 /* The poll returned CX_PENDING (t RUNNING). */
 typedef enum cx__idle_result {
@@ -219,7 +270,8 @@ void cx__task_join_withdraw(cx__task *t);
 /* Snapshots for checks and statistics. Acquire: pairs with the release of
  * the transition that wrote the value, so what it published is visible. */
 static inline uint64_t cx__task_refs(const cx__task *t) {
-  return CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT;
+  return (CX__LOAD_ACQUIRE(&((cx__task *)t)->state) >> CX__REF_SHIFT) &
+         CX__REF_MASK;
 }
 static inline unsigned cx__task_flags(const cx__task *t) {
   return (unsigned)(CX__LOAD_ACQUIRE(&((cx__task *)t)->state) & CX__FLAG_MASK);
