@@ -79,7 +79,8 @@
 #define CX__MAX_CAP (1u << 29)
 #define CX__CAL_MASK (CX__CAL_BUCKETS - 1)
 #define CX__PREFETCH_MIN 4096 /* nodes (96 KB): smaller heaps sift cached */
-#define CX__WARM_MAX 512      /* nodes warmed before a fire (cx__warm_near) */
+#define CX__WARM_MAX 512      /* nodes warmed before a fire (cx__warm_slots) */
+#define CX__FIRE_AHEAD 8      /* entries fetched ahead while firing the run */
 _Static_assert(CX__CAL_WORDS == 64, "cal_summary has one bit per word");
 
 uint64_t cx_clock_now(void) {
@@ -800,8 +801,11 @@ static size_t cx__fire_locked(cx_timers *t, uint64_t now) {
  * lines went cold while the executor polled and parked, and each pop would
  * miss on them one dependent load at a time. Their addresses are all known
  * now: ask for them all at once. */
-static void cx__warm_slots(const cx_timers *t, const cx__timer_node *nodes,
-                           size_t n) {
+/* always_inline: a function that only prefetches looks pure to gcc's IPA
+ * (no side effect, nothing returned), and its calls were deleted as dead
+ * code. Inlined into cx_timers_fire, the prefetches stay. */
+static inline __attribute__((always_inline)) void cx__warm_slots(
+    const cx_timers *t, const cx__timer_node *nodes, size_t n) {
   if (n > CX__WARM_MAX) n = CX__WARM_MAX;
   const char *h = (const char *)nodes;
   for (size_t off = 0; off < n * sizeof(cx__timer_node); off += 64)
@@ -813,23 +817,41 @@ static void cx__warm_slots(const cx_timers *t, const cx__timer_node *nodes,
   }
 }
 
+/* Starts loading the entry of the run's node `ahead` pops from now (and the
+ * line after it: an entry may straddle two), if there is one. */
+static inline __attribute__((always_inline)) void cx__fetch_entry_ahead(
+    const cx_timers *t, size_t ahead) {
+  size_t i = t->run_head + ahead;
+  if (i >= t->run_end || t->run[i].slot == CX__HOLE) return;
+  const char *e = (const char *)t->slots[t->run[i].slot];
+  __builtin_prefetch(e, 1);
+  __builtin_prefetch(e + sizeof(cx_timer_entry) - 1, 1);
+}
+
 size_t cx_timers_fire(cx_timers *t, uint64_t now) {
   if (t == NULL) return 0;
   if (t->lock) return cx__fire_locked(t, now);
   size_t fired = 0;
   if (t->hcount > 0 && t->heap[0].deadline <= now)
     cx__warm_slots(t, t->heap, t->hcount);
-  if (!cx__run_empty(t) && t->run[t->run_head].deadline <= now)
+  if (!cx__run_empty(t) && t->run[t->run_head].deadline <= now) {
     cx__warm_slots(t, &t->run[t->run_head], t->run_end - t->run_head);
+    for (size_t k = 0; k < CX__FIRE_AHEAD; k++) cx__fetch_entry_ahead(t, k);
+  }
   const cx__timer_node *first;
   while ((first = cx__first(t)) != NULL && first->deadline <= now) {
+    /* Each entry lives in its own task, far away in memory: a pop that
+     * waited for it would wait for one cache miss per timer. The run's
+     * order is known, so the entries are fetched CX__FIRE_AHEAD pops
+     * ahead (their slot-table lines were warmed above). */
+    cx__fetch_entry_ahead(t, CX__FIRE_AHEAD);
     cx_timer_entry *e = t->slots[first->slot];
     cx__unlink(e);
     e->fired = true;
     cx_waker w = cx__take_waker(e);
     if (t->count > 0)
-      /* The next entry to fire lives in another task, far away in memory:
-       * start loading it while this wake runs. */
+      /* The next entry, wherever it is (a heap's first): start loading it
+       * while this wake runs. */
       __builtin_prefetch(t->slots[cx__first(t)->slot]);
     else
       cx__release_if_empty(t);
