@@ -1,6 +1,6 @@
 /*
- * The timer driver: a near heap, a calendar of one-tick buckets and a far
- * heap, all in arrays, with a slot table.
+ * The timer driver: a sorted run of the current tick, a calendar of
+ * one-tick buckets, a near and a far heap, all in arrays, with a slot table.
  *
  * Why this shape (docs/design.md and docs/performance.md have the
  * measurements). The executor needs the earliest deadline (to know how long
@@ -16,46 +16,50 @@
  * waits where its tick (deadline >> tick_shift; 262 us by default) says,
  * relative to a `cursor` tick:
  *
- *   near heap   tick <= cursor: exact order by (deadline, registration)
+ *   run         tick == cursor: the current tick's timers, moved from their
+ *               calendar bucket and sorted once, taken from the front
+ *   near heap   tick <= cursor, registered after its tick became the run's:
+ *               a 4-ary heap by (deadline, registration)
  *   calendar    cursor < tick < cursor + CX__CAL_BUCKETS (1.07 s): bucket
  *               tick % CX__CAL_BUCKETS, unsorted, one tick per bucket
  *   far heap    further away when registered (it stays there: the far
- *               heap's first node is compared with the near heap's)
+ *               heap's first node is compared with the others')
  *
- * When the near heap empties while the calendar holds timers, cx__refill
- * moves the cursor to the first busy bucket's tick and that bucket into the
- * near heap. So the near heap holds one tick's timers (W4: 100-200, 5 KB:
- * its pops hit the cache), each calendar timer moves once, in its bucket's
- * order, and nothing else is ever moved in bulk. The earliest timer is
- * always the first of one of the two heaps (calendar ticks come after the
- * near heap's and it is never empty while the calendar is not), so
- * cx_timers_next_deadline is exact and O(1). Ticks decide only where a
- * timer waits, never when it fires: deadlines stay exact, and every node
- * carries its registration order, so ties fire in order wherever they
- * waited.
+ * When the run and the near heap are empty while the calendar holds
+ * timers, cx__refill moves the cursor to the first busy bucket's tick and
+ * that bucket into the run, sorted. So each calendar timer moves once, in
+ * its bucket's order, a pop moves no other node, and nothing is moved in
+ * bulk but one tick (W4: 100-200 timers). The earliest timer is always the
+ * first of the run, the near heap or the far heap (calendar ticks come
+ * after the cursor's, and the calendar is empty whenever the run and the
+ * near heap are), so cx_timers_next_deadline is exact and O(1). Ticks
+ * decide only where a timer waits, never when it fires: deadlines stay
+ * exact, and every node carries its registration order, so ties fire in
+ * order wherever they waited.
  *
- * The cursor moves forward only when the near heap empties (to the next busy
- * tick), or, when both the near heap and the calendar are empty, to "now"
- * at the next registration. A timer registered at or before the cursor's
- * tick goes to the near heap: so while the near heap holds timers of a
- * tick, timers registered for earlier ticks join them there, and the near
- * heap behaves as the single heap of round two did for them.
+ * The cursor moves forward only when the run and the near heap are empty
+ * (to the next busy tick), or, when the calendar is empty too, to "now" at
+ * the next registration. A timer registered at or before the cursor's tick
+ * goes to the near heap: so while the current tick's timers wait, timers
+ * registered for earlier ticks join them there, and the near heap behaves
+ * as the single heap of round two did for them ("pinned").
  *
  * Cancel in place. The heaps move nodes on every sift, so entries hold a
  * slot number, the slot table maps slots to entries, and `pos` maps a slot
- * to its node's place (a near or far heap index, or a calendar node, told
- * apart by tag bits). A calendar bucket is a list of chunks of CX__CHUNK
- * nodes from one pool; a timer leaves it by taking the bucket's last node's
- * place, in O(1).
+ * to its node's place (a run, near or far heap index, or a calendar node,
+ * told apart by tag bits); a run node leaves a hole. A calendar bucket is a
+ * list of chunks of CX__CHUNK nodes from one pool; a timer leaves it by taking
+ * the bucket's last node's place, in O(1).
  *
  * Memory. The arrays must grow, so registering can fail (CX_ENOMEM); the
  * pool is sized with them so that nothing else ever allocates. The first
  * CX__TIMERS_INLINE timers use storage inside cx_timers as a plain heap (no
  * calendar), and the allocated arrays are freed when the driver becomes
  * empty, so a driver with a few timers never allocates and an idle one
- * holds nothing. A timer takes 36 bytes (24 in its heap or calendar node,
- * 12 in the slot table); the two heaps are sized for every timer, but their
- * unused pages are never touched, and growing copies only what was used.
+ * holds nothing. A timer takes 36 bytes (24 in its node, 12 in the slot
+ * table); the run, its merge buffer and the two heaps are sized for every
+ * timer, but their unused pages are never touched, and growing copies only
+ * what was used.
  *
  * Heap layout: node i's children are 4i+1 .. 4i+4. Each heap starts 3 nodes
  * into a 64-byte aligned array, so every group of four siblings (96 bytes)

@@ -3,14 +3,15 @@
  * sleep future.
  *
  * The driver (cx_timers) keeps (deadline, registration order, slot) nodes
- * in arrays: the timers of the current tick (262 us) in a 4-ary min-heap,
- * the later ones of the next 1.07 s in a calendar of one-tick buckets that
- * feeds that heap a tick at a time, any later ones in a second heap
- * (timer/timer.c explains the design). A slot table maps each registration
- * to its entry (cx_timer_entry, which lives in the future that owns it) and
- * to its node's place, so an entry can be cancelled in place (O(1) in the
- * calendar, O(log n) in a heap). The earliest deadline is always known in
- * O(1). Deadlines are exact (the tick only decides where a timer waits);
+ * in arrays: the timers of the current tick (262 us) in a sorted run (and a
+ * small 4-ary heap for those registered for it later), the later ones of
+ * the next 1.07 s in a calendar of one-tick buckets that feeds the run a
+ * tick at a time, any later ones in a second heap (timer/timer.c explains
+ * the design). A slot table maps each registration to its entry
+ * (cx_timer_entry, which lives in the future that owns it) and to its
+ * node's place, so an entry can be cancelled in place (O(1) in the run and
+ * the calendar, O(log n) in a heap). The earliest deadline is always known
+ * in O(1). Deadlines are exact (the tick only decides where a timer waits);
  * equal deadlines fire in registration order. No thread is ever started
  * for a timer: the executor asks the driver for the next deadline and parks
  * until then (or until a wake arrives), then fires what is due.
