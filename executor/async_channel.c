@@ -1,8 +1,9 @@
 /*
  * Async channels. See async_channel.h for the contracts.
  *
- * One mutex guards everything in the channel: the ring buffer, the handle
- * counts, the receiver's waker slot and the FIFO of waiting senders:
+ * One lock (internal/lock.h: a futex word, one atomic instruction each way
+ * when uncontended) guards everything in the channel: the ring buffer, the
+ * handle counts, the receiver's waker slot and the FIFO of waiting senders:
  *
  *      senders (any thread)                         receiver
  *   +-------------------------------------------+
@@ -23,37 +24,37 @@
  * send that leaves room while senders still wait notifies one more, so a free
  * slot never sits next to a sleeping sender.
  *
- * Wakers are woken and dropped only after the mutex is released (a wake may
+ * Wakers are woken and dropped only after the lock is released (a wake may
  * run arbitrary code, and dropping the last reference to a task frees it):
  * each operation gathers them in a cx__deferred and runs it after unlock.
- * The one exception is drop_item, run under the mutex.
+ * The one exception is drop_item, run under the lock.
  *
- * Threads blocked in send_blocking / recv_blocking wait on condition
- * variables and are signalled alongside the wakers; they are counted so
+ * Threads blocked in send_blocking / recv_blocking wait on conditions
+ * (internal/lock.h) and are signalled alongside the wakers; they are counted so
  * that the async paths pay for a signal only when a thread waits.
  *
  * Lifetime: `senders` counts sender handles; `rx_held` is the receiver
  * handle, kept until cx_achan_rx_drop has finished waking senders. The last
  * one to go frees the channel.
  */
-#define _POSIX_C_SOURCE 200809L /* pthread condition variables */
+#define _DEFAULT_SOURCE /* syscall() for the futex lock */
 
 #include "executor/async_channel.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "executor/internal/lock.h"
 #include "executor/internal/ring.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
 #include "waker/internal/current.h"
 
 typedef struct cx__achan {
-  pthread_mutex_t mu;
-  pthread_cond_t not_full;  /* threads blocked in send_blocking */
-  pthread_cond_t not_empty; /* threads blocked in recv_blocking */
-  cx__ring ring;            /* its storage follows the header */
+  cx__lock mu;
+  cx__cond not_full;  /* threads blocked in send_blocking */
+  cx__cond not_empty; /* threads blocked in recv_blocking */
+  cx__ring ring;      /* its storage follows the header */
   size_t senders;
   bool rx_alive; /* the receiver was not dropped: sends can succeed */
   bool rx_held;  /* the receiver handle still holds the memory */
@@ -65,7 +66,7 @@ typedef struct cx__achan {
   size_t alloc_size;
 } cx__achan;
 
-/* Wakers to wake and to drop once the mutex is released. Each operation
+/* Wakers to wake and to drop once the lock is released. Each operation
  * touches at most two of each. */
 typedef struct cx__deferred {
   cx_waker wake[2];
@@ -119,9 +120,9 @@ int cx_achan_create(size_t item_size, size_t capacity,
   cx__achan *ch = cx_alloc(size, _Alignof(max_align_t));
   if (ch == NULL) return CX_ENOMEM;
   memset(ch, 0, sizeof *ch);
-  if (pthread_mutex_init(&ch->mu, NULL) != 0) goto fail_mu;
-  if (pthread_cond_init(&ch->not_full, NULL) != 0) goto fail_full;
-  if (pthread_cond_init(&ch->not_empty, NULL) != 0) goto fail_empty;
+  if (!cx__lock_init(&ch->mu)) goto fail_mu;
+  if (!cx__cond_init(&ch->not_full)) goto fail_full;
+  if (!cx__cond_init(&ch->not_empty)) goto fail_empty;
   cx__ring_init(&ch->ring, (unsigned char *)ch + off, item_size, capacity);
   cx__list_init(&ch->waiters);
   ch->senders = 1;
@@ -134,18 +135,18 @@ int cx_achan_create(size_t item_size, size_t capacity,
   *rx = (cx_achan_rx *)ch;
   return CX_OK;
 fail_empty:
-  pthread_cond_destroy(&ch->not_full);
+  cx__cond_destroy(&ch->not_full);
 fail_full:
-  pthread_mutex_destroy(&ch->mu);
+  cx__lock_destroy(&ch->mu);
 fail_mu:
   cx_free(ch, size, _Alignof(max_align_t));
   return CX_ENOMEM;
 }
 
 static void cx__achan_free(cx__achan *ch) {
-  pthread_cond_destroy(&ch->not_empty);
-  pthread_cond_destroy(&ch->not_full);
-  pthread_mutex_destroy(&ch->mu);
+  cx__cond_destroy(&ch->not_empty);
+  cx__cond_destroy(&ch->not_full);
+  cx__lock_destroy(&ch->mu);
   cx_free(ch, ch->alloc_size, _Alignof(max_align_t));
 }
 
@@ -169,14 +170,14 @@ static void cx__notify_one_sender(cx__achan *ch, cx__deferred *d) {
 /* Room was made: tell one async sender and the blocked threads. */
 static void cx__room_made(cx__achan *ch, cx__deferred *d) {
   cx__notify_one_sender(ch, d);
-  if (ch->blocked_senders > 0) pthread_cond_signal(&ch->not_full);
+  if (ch->blocked_senders > 0) cx__cond_signal(&ch->not_full);
 }
 
 static void cx__push_item(cx__achan *ch, const void *item, cx__deferred *d) {
   cx__ring_push(&ch->ring, item);
   ch->rx_owner = NULL;
   cx__defer_wake(d, &ch->rx_waker);
-  if (ch->blocked_receivers > 0) pthread_cond_signal(&ch->not_empty);
+  if (ch->blocked_receivers > 0) cx__cond_signal(&ch->not_empty);
 }
 
 static void cx__pop_item(cx__achan *ch, void *item, cx__deferred *d) {
@@ -190,9 +191,9 @@ int cx_achan_tx_clone(cx_achan_tx *tx, cx_achan_tx **out) {
   if (out) *out = NULL;
   if (tx == NULL || out == NULL) return CX_EINVAL;
   cx__achan *ch = cx__from_tx(tx);
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   ch->senders++;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   *out = tx;
   return CX_OK;
 }
@@ -201,17 +202,17 @@ void cx_achan_tx_drop(cx_achan_tx *tx) {
   if (tx == NULL) return;
   cx__achan *ch = cx__from_tx(tx);
   cx__deferred d = CX__DEFERRED_INIT;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   ch->senders--;
   bool free_now = false;
   if (ch->senders == 0) {
     /* A pending recv must see the disconnect. */
     ch->rx_owner = NULL;
     cx__defer_wake(&d, &ch->rx_waker);
-    if (ch->blocked_receivers > 0) pthread_cond_broadcast(&ch->not_empty);
+    if (ch->blocked_receivers > 0) cx__cond_broadcast(&ch->not_empty);
     free_now = !ch->rx_held;
   }
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   if (free_now) cx__achan_free(ch);
 }
@@ -220,24 +221,24 @@ void cx_achan_rx_drop(cx_achan_rx *rx) {
   if (rx == NULL) return;
   cx__achan *ch = cx__from_rx(rx);
   cx__deferred d = CX__DEFERRED_INIT;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   ch->rx_alive = false;
   cx__ring_drain(&ch->ring, ch->drop_item);
   ch->rx_owner = NULL;
   cx__defer_drop(&d, &ch->rx_waker);
-  if (ch->blocked_senders > 0) pthread_cond_broadcast(&ch->not_full);
+  if (ch->blocked_senders > 0) cx__cond_broadcast(&ch->not_full);
   /* Wake every waiting sender, one per lock hold (no new one can queue:
    * rx_alive is false). They complete with CX_EPIPE when polled. */
   while (!cx__list_is_empty(&ch->waiters)) {
     cx__notify_one_sender(ch, &d);
-    pthread_mutex_unlock(&ch->mu);
+    cx__lock_release(&ch->mu);
     cx__deferred_run(&d);
     d = (cx__deferred)CX__DEFERRED_INIT;
-    pthread_mutex_lock(&ch->mu);
+    cx__lock_acquire(&ch->mu);
   }
   ch->rx_held = false;
   bool free_now = ch->senders == 0;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   if (free_now) cx__achan_free(ch);
 }
@@ -245,18 +246,18 @@ void cx_achan_rx_drop(cx_achan_rx *rx) {
 bool cx_achan_is_closed(const cx_achan_tx *tx) {
   if (tx == NULL) return true;
   cx__achan *ch = cx__from_tx(tx);
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   bool closed = !ch->rx_alive;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   return closed;
 }
 
 size_t cx_achan_len(const cx_achan_rx *rx) {
   if (rx == NULL) return 0;
   cx__achan *ch = cx__from_rx(rx);
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   size_t n = ch->ring.len;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   return n;
 }
 
@@ -267,14 +268,14 @@ int cx_achan_try_send(cx_achan_tx *tx, const void *item) {
   cx__achan *ch = cx__from_tx(tx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   if (!ch->rx_alive)
     rc = CX_EPIPE;
   else if (cx__ring_is_full(&ch->ring))
     rc = CX_EAGAIN;
   else
     cx__push_item(ch, item, &d);
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
 }
@@ -284,12 +285,12 @@ int cx_achan_try_recv(cx_achan_rx *rx, void *item) {
   cx__achan *ch = cx__from_rx(rx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   if (!cx__ring_is_empty(&ch->ring))
     cx__pop_item(ch, item, &d);
   else
     rc = ch->senders == 0 ? CX_EPIPE : CX_EAGAIN;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
 }
@@ -299,21 +300,21 @@ int cx_achan_send_blocking(cx_achan_tx *tx, const void *item) {
   cx__achan *ch = cx__from_tx(tx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   while (ch->rx_alive && cx__ring_is_full(&ch->ring)) {
     if (cx__current_executor() != NULL) {
       rc = CX_EDEADLK; /* inside a task: see async_channel.h */
       break;
     }
     ch->blocked_senders++;
-    pthread_cond_wait(&ch->not_full, &ch->mu);
+    cx__cond_wait(&ch->not_full, &ch->mu);
     ch->blocked_senders--;
   }
   if (rc == CX_OK && !ch->rx_alive)
     rc = CX_EPIPE;
   else if (rc == CX_OK)
     cx__push_item(ch, item, &d);
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
 }
@@ -323,21 +324,21 @@ int cx_achan_recv_blocking(cx_achan_rx *rx, void *item) {
   cx__achan *ch = cx__from_rx(rx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   while (cx__ring_is_empty(&ch->ring) && ch->senders > 0) {
     if (cx__current_executor() != NULL) {
       rc = CX_EDEADLK; /* inside a task: see async_channel.h */
       break;
     }
     ch->blocked_receivers++;
-    pthread_cond_wait(&ch->not_empty, &ch->mu);
+    cx__cond_wait(&ch->not_empty, &ch->mu);
     ch->blocked_receivers--;
   }
   if (!cx__ring_is_empty(&ch->ring))
     cx__pop_item(ch, item, &d);
   else if (rc == CX_OK)
     rc = CX_EPIPE;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
 }
@@ -365,7 +366,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
   cx__achan *ch = cx__from_tx(s->tx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   bool had_turn = s->notified;
   s->notified = false;
   if (!ch->rx_alive || !cx__ring_is_full(&ch->ring)) {
@@ -380,7 +381,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
     }
     s->done = true;
     s->waiting = false;
-    pthread_mutex_unlock(&ch->mu);
+    cx__lock_release(&ch->mu);
     cx__deferred_run(&d);
     return cx__ready(result, rc);
   }
@@ -393,7 +394,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
       cx__defer_drop(&d, &s->waker);
       s->done = true;
       s->waiting = false;
-      pthread_mutex_unlock(&ch->mu);
+      cx__lock_release(&ch->mu);
       cx__deferred_run(&d);
       return cx__ready(result, rc);
     }
@@ -409,7 +410,7 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
     s->queued = true;
   }
   s->waiting = true;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return CX_PENDING;
 }
@@ -421,7 +422,7 @@ void cx_achan_send_drop(cx_achan_send *s) {
   s->waiting = false;
   cx__achan *ch = cx__from_tx(s->tx);
   cx__deferred d = CX__DEFERRED_INIT;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   if (s->queued) {
     cx__fifo_unlink(ch, s);
   } else if (s->notified && ch->rx_alive && !cx__ring_is_full(&ch->ring)) {
@@ -429,7 +430,7 @@ void cx_achan_send_drop(cx_achan_send *s) {
   }
   s->notified = false;
   cx__defer_drop(&d, &s->waker);
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
 }
 
@@ -464,7 +465,7 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
   cx__achan *ch = cx__from_rx(r->rx);
   cx__deferred d = CX__DEFERRED_INIT;
   int rc = CX_OK;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   if (!cx__ring_is_empty(&ch->ring) || ch->senders == 0) {
     if (!cx__ring_is_empty(&ch->ring))
       cx__pop_item(ch, r->item, &d);
@@ -472,7 +473,7 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
       rc = CX_EPIPE;
     cx__recv_unregister(ch, r, &d);
     r->done = true;
-    pthread_mutex_unlock(&ch->mu);
+    cx__lock_release(&ch->mu);
     cx__deferred_run(&d);
     return cx__ready(result, rc);
   }
@@ -482,7 +483,7 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
     if (rc != CX_OK) {
       cx__recv_unregister(ch, r, &d);
       r->done = true;
-      pthread_mutex_unlock(&ch->mu);
+      cx__lock_release(&ch->mu);
       cx__deferred_run(&d);
       return cx__ready(result, rc);
     }
@@ -491,7 +492,7 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
     ch->rx_owner = r;
   }
   r->registered = true;
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return CX_PENDING;
 }
@@ -502,9 +503,9 @@ void cx_achan_recv_drop(cx_achan_recv *r) {
   if (!r->registered) return;
   cx__achan *ch = cx__from_rx(r->rx);
   cx__deferred d = CX__DEFERRED_INIT;
-  pthread_mutex_lock(&ch->mu);
+  cx__lock_acquire(&ch->mu);
   cx__recv_unregister(ch, r, &d);
-  pthread_mutex_unlock(&ch->mu);
+  cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
 }
 
