@@ -83,6 +83,11 @@ static void cx__defer_wake(cx__deferred *d, cx_waker *w) {
   *w = CX_WAKER_EMPTY;
 }
 
+/* The same for a waker already taken out (cx__waker_take). */
+static void cx__defer_wake_taken(cx__deferred *d, cx_waker w) {
+  cx__defer_wake(d, &w);
+}
+
 static void cx__defer_drop(cx__deferred *d, cx_waker *w) {
   if (cx_waker_is_empty(w)) return;
   d->drop[d->ndrop++] = *w;
@@ -152,37 +157,55 @@ static void cx__achan_free(cx__achan *ch) {
 
 /* ---- the ring and the FIFO (mu held) ------------------------------------ */
 
+/* Moves *w out, leaving the empty waker, so it can be woken or dropped
+ * after the lock is released. */
+static inline cx_waker cx__waker_take(cx_waker *w) {
+  cx_waker taken = *w;
+  *w = CX_WAKER_EMPTY;
+  return taken;
+}
+
+/* Wakes or drops a waker taken out under the lock (lock released). The
+ * empty waker, the common case, costs a test instead of a call. */
+static inline void cx__wake_taken(cx_waker *w) {
+  if (w->vtable != NULL) cx_waker_wake(w);
+}
+static inline void cx__drop_taken(cx_waker *w) {
+  if (w->vtable != NULL) cx_waker_drop(w);
+}
+
 static void cx__fifo_unlink(cx__achan *ch, cx_achan_send *s) {
   cx__list_remove(&ch->waiters, &s->link);
   s->queued = false;
 }
 
-/* Gives the first waiting sender its turn (if any). */
-static void cx__notify_one_sender(cx__achan *ch, cx__deferred *d) {
+/* Gives the first waiting sender its turn (if any): returns its waker, to
+ * wake once the lock is released (empty when nobody waits). */
+static inline cx_waker cx__notify_one_sender(cx__achan *ch) {
+  if (cx__list_is_empty(&ch->waiters)) return CX_WAKER_EMPTY;
   cx__list_node *n = cx__list_pop_front(&ch->waiters);
-  if (n == NULL) return;
   cx_achan_send *s = CX__CONTAINER_OF(n, cx_achan_send, link);
   s->queued = false;
   s->notified = true;
-  cx__defer_wake(d, &s->waker);
+  return cx__waker_take(&s->waker);
 }
 
-/* Room was made: tell one async sender and the blocked threads. */
-static void cx__room_made(cx__achan *ch, cx__deferred *d) {
-  cx__notify_one_sender(ch, d);
-  if (ch->blocked_senders > 0) cx__cond_signal(&ch->not_full);
-}
-
-static void cx__push_item(cx__achan *ch, const void *item, cx__deferred *d) {
+/* Copies *item in; returns the receiver's waker to wake (maybe empty) and
+ * signals a blocked receiving thread. */
+static inline cx_waker cx__push_item(cx__achan *ch, const void *item) {
   cx__ring_push(&ch->ring, item);
   ch->rx_owner = NULL;
-  cx__defer_wake(d, &ch->rx_waker);
   if (ch->blocked_receivers > 0) cx__cond_signal(&ch->not_empty);
+  return cx__waker_take(&ch->rx_waker);
 }
 
-static void cx__pop_item(cx__achan *ch, void *item, cx__deferred *d) {
+/* Moves the oldest item out; room was made, so returns the first waiting
+ * sender's waker to wake (maybe empty) and signals a blocked sending
+ * thread. */
+static inline cx_waker cx__pop_item(cx__achan *ch, void *item) {
   cx__ring_pop(&ch->ring, item);
-  cx__room_made(ch, d);
+  if (ch->blocked_senders > 0) cx__cond_signal(&ch->not_full);
+  return cx__notify_one_sender(ch);
 }
 
 /* ---- handles ------------------------------------------------------------ */
@@ -230,7 +253,7 @@ void cx_achan_rx_drop(cx_achan_rx *rx) {
   /* Wake every waiting sender, one per lock hold (no new one can queue:
    * rx_alive is false). They complete with CX_EPIPE when polled. */
   while (!cx__list_is_empty(&ch->waiters)) {
-    cx__notify_one_sender(ch, &d);
+    cx__defer_wake_taken(&d, cx__notify_one_sender(ch));
     cx__lock_release(&ch->mu);
     cx__deferred_run(&d);
     d = (cx__deferred)CX__DEFERRED_INIT;
@@ -274,7 +297,7 @@ int cx_achan_try_send(cx_achan_tx *tx, const void *item) {
   else if (cx__ring_is_full(&ch->ring))
     rc = CX_EAGAIN;
   else
-    cx__push_item(ch, item, &d);
+    cx__defer_wake_taken(&d, cx__push_item(ch, item));
   cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
@@ -287,7 +310,7 @@ int cx_achan_try_recv(cx_achan_rx *rx, void *item) {
   int rc = CX_OK;
   cx__lock_acquire(&ch->mu);
   if (!cx__ring_is_empty(&ch->ring))
-    cx__pop_item(ch, item, &d);
+    cx__defer_wake_taken(&d, cx__pop_item(ch, item));
   else
     rc = ch->senders == 0 ? CX_EPIPE : CX_EAGAIN;
   cx__lock_release(&ch->mu);
@@ -313,7 +336,7 @@ int cx_achan_send_blocking(cx_achan_tx *tx, const void *item) {
   if (rc == CX_OK && !ch->rx_alive)
     rc = CX_EPIPE;
   else if (rc == CX_OK)
-    cx__push_item(ch, item, &d);
+    cx__defer_wake_taken(&d, cx__push_item(ch, item));
   cx__lock_release(&ch->mu);
   cx__deferred_run(&d);
   return rc;
@@ -335,7 +358,7 @@ int cx_achan_recv_blocking(cx_achan_rx *rx, void *item) {
     ch->blocked_receivers--;
   }
   if (!cx__ring_is_empty(&ch->ring))
-    cx__pop_item(ch, item, &d);
+    cx__defer_wake_taken(&d, cx__pop_item(ch, item));
   else if (rc == CX_OK)
     rc = CX_EPIPE;
   cx__lock_release(&ch->mu);
@@ -358,47 +381,46 @@ static cx_poll cx__ready(int *result, int rc) {
   return CX_READY;
 }
 
-cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
-  if (s == NULL || s->tx == NULL || s->item == NULL || cx == NULL ||
-      cx->waker == NULL)
-    return cx__ready(result, CX_EINVAL);
-  if (s->done) return cx__ready(result, CX_EALREADY);
-  cx__achan *ch = cx__from_tx(s->tx);
-  cx__deferred d = CX__DEFERRED_INIT;
-  int rc = CX_OK;
-  cx__lock_acquire(&ch->mu);
-  bool had_turn = s->notified;
-  s->notified = false;
-  if (!ch->rx_alive || !cx__ring_is_full(&ch->ring)) {
-    if (s->queued) cx__fifo_unlink(ch, s);
-    cx__defer_drop(&d, &s->waker);
-    if (!ch->rx_alive) {
-      rc = CX_EPIPE;
-    } else {
-      cx__push_item(ch, s->item, &d);
-      /* Room left and senders waiting: pass a turn on. */
-      if (!cx__ring_is_full(&ch->ring)) cx__notify_one_sender(ch, &d);
-    }
-    s->done = true;
-    s->waiting = false;
-    cx__lock_release(&ch->mu);
-    cx__deferred_run(&d);
-    return cx__ready(result, rc);
+/* The send completes (lock held, released here): CX_OK after copying the
+ * item in if the receiver is alive (then there is room), else CX_EPIPE. */
+static cx_poll cx__send_finish(cx__achan *ch, cx_achan_send *s, int *result) {
+  if (s->queued) cx__fifo_unlink(ch, s);
+  cx_waker mine = cx__waker_take(&s->waker);
+  cx_waker rx = CX_WAKER_EMPTY, next = CX_WAKER_EMPTY;
+  int rc = CX_EPIPE;
+  if (ch->rx_alive) {
+    rx = cx__push_item(ch, s->item);
+    /* Room left and senders waiting: pass a turn on. */
+    if (!cx__ring_is_full(&ch->ring)) next = cx__notify_one_sender(ch);
+    rc = CX_OK;
   }
-  /* Full: (re)register our waker and wait in line. */
+  s->done = true;
+  s->waiting = false;
+  cx__lock_release(&ch->mu);
+  cx__wake_taken(&rx);
+  cx__wake_taken(&next);
+  cx__drop_taken(&mine);
+  return cx__ready(result, rc);
+}
+
+/* The channel is full (lock held, released here): (re)register our waker
+ * and wait in line, or fail if the waker cannot be cloned. */
+static cx_poll cx__send_wait(cx__achan *ch, cx_achan_send *s, cx_context *cx,
+                             bool had_turn, int *result) {
+  cx_waker old = CX_WAKER_EMPTY;
   if (!cx_waker_will_wake(&s->waker, cx->waker)) {
     cx_waker fresh;
-    rc = cx_waker_clone(cx->waker, &fresh);
+    int rc = cx_waker_clone(cx->waker, &fresh);
     if (rc != CX_OK) {
       if (s->queued) cx__fifo_unlink(ch, s);
-      cx__defer_drop(&d, &s->waker);
+      old = cx__waker_take(&s->waker);
       s->done = true;
       s->waiting = false;
       cx__lock_release(&ch->mu);
-      cx__deferred_run(&d);
+      cx__drop_taken(&old);
       return cx__ready(result, rc);
     }
-    cx__defer_drop(&d, &s->waker);
+    old = s->waker;
     s->waker = fresh;
   }
   if (!s->queued) {
@@ -411,8 +433,22 @@ cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
   }
   s->waiting = true;
   cx__lock_release(&ch->mu);
-  cx__deferred_run(&d);
+  cx__drop_taken(&old);
   return CX_PENDING;
+}
+
+cx_poll cx_achan_send_poll(cx_achan_send *s, cx_context *cx, int *result) {
+  if (s == NULL || s->tx == NULL || s->item == NULL || cx == NULL ||
+      cx->waker == NULL)
+    return cx__ready(result, CX_EINVAL);
+  if (s->done) return cx__ready(result, CX_EALREADY);
+  cx__achan *ch = cx__from_tx(s->tx);
+  cx__lock_acquire(&ch->mu);
+  bool had_turn = s->notified;
+  s->notified = false;
+  if (!ch->rx_alive || !cx__ring_is_full(&ch->ring))
+    return cx__send_finish(ch, s, result);
+  return cx__send_wait(ch, s, cx, had_turn, result);
 }
 
 void cx_achan_send_drop(cx_achan_send *s) {
@@ -426,7 +462,8 @@ void cx_achan_send_drop(cx_achan_send *s) {
   if (s->queued) {
     cx__fifo_unlink(ch, s);
   } else if (s->notified && ch->rx_alive && !cx__ring_is_full(&ch->ring)) {
-    cx__notify_one_sender(ch, &d); /* hand our unused turn on */
+    /* hand our unused turn on */
+    cx__defer_wake_taken(&d, cx__notify_one_sender(ch));
   }
   s->notified = false;
   cx__defer_drop(&d, &s->waker);
@@ -448,13 +485,26 @@ void cx_achan_recv_init(cx_achan_recv *r, cx_achan_rx *rx, void *item) {
 }
 
 /* Takes our waker back out of the slot, if it is still ours (mu held). */
-static void cx__recv_unregister(cx__achan *ch, cx_achan_recv *r,
-                                cx__deferred *d) {
+static cx_waker cx__recv_unregister(cx__achan *ch, cx_achan_recv *r) {
+  cx_waker mine = CX_WAKER_EMPTY;
   if (r->registered && ch->rx_owner == r) {
     ch->rx_owner = NULL;
-    cx__defer_drop(d, &ch->rx_waker);
+    mine = cx__waker_take(&ch->rx_waker);
   }
   r->registered = false;
+  return mine;
+}
+
+/* The recv completes with rc (lock held, released here): our waker leaves
+ * the slot; `next` (a sender given a turn, maybe empty) is woken. */
+static cx_poll cx__recv_finish(cx__achan *ch, cx_achan_recv *r, cx_waker next,
+                               int rc, int *result) {
+  cx_waker mine = cx__recv_unregister(ch, r);
+  r->done = true;
+  cx__lock_release(&ch->mu);
+  cx__wake_taken(&next);
+  cx__drop_taken(&mine);
+  return cx__ready(result, rc);
 }
 
 cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
@@ -463,37 +513,24 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
     return cx__ready(result, CX_EINVAL);
   if (r->done) return cx__ready(result, CX_EALREADY);
   cx__achan *ch = cx__from_rx(r->rx);
-  cx__deferred d = CX__DEFERRED_INIT;
-  int rc = CX_OK;
   cx__lock_acquire(&ch->mu);
-  if (!cx__ring_is_empty(&ch->ring) || ch->senders == 0) {
-    if (!cx__ring_is_empty(&ch->ring))
-      cx__pop_item(ch, r->item, &d);
-    else
-      rc = CX_EPIPE;
-    cx__recv_unregister(ch, r, &d);
-    r->done = true;
-    cx__lock_release(&ch->mu);
-    cx__deferred_run(&d);
-    return cx__ready(result, rc);
-  }
+  if (!cx__ring_is_empty(&ch->ring))
+    return cx__recv_finish(ch, r, cx__pop_item(ch, r->item), CX_OK, result);
+  if (ch->senders == 0)
+    return cx__recv_finish(ch, r, CX_WAKER_EMPTY, CX_EPIPE, result);
+  /* Empty: keep (or put) our waker in the slot. */
+  cx_waker old = CX_WAKER_EMPTY;
   if (ch->rx_owner != r || !cx_waker_will_wake(&ch->rx_waker, cx->waker)) {
     cx_waker fresh;
-    rc = cx_waker_clone(cx->waker, &fresh);
-    if (rc != CX_OK) {
-      cx__recv_unregister(ch, r, &d);
-      r->done = true;
-      cx__lock_release(&ch->mu);
-      cx__deferred_run(&d);
-      return cx__ready(result, rc);
-    }
-    cx__defer_drop(&d, &ch->rx_waker);
+    int rc = cx_waker_clone(cx->waker, &fresh);
+    if (rc != CX_OK) return cx__recv_finish(ch, r, CX_WAKER_EMPTY, rc, result);
+    old = ch->rx_waker;
     ch->rx_waker = fresh;
     ch->rx_owner = r;
   }
   r->registered = true;
   cx__lock_release(&ch->mu);
-  cx__deferred_run(&d);
+  cx__drop_taken(&old);
   return CX_PENDING;
 }
 
@@ -502,11 +539,10 @@ void cx_achan_recv_drop(cx_achan_recv *r) {
   r->done = true;
   if (!r->registered) return;
   cx__achan *ch = cx__from_rx(r->rx);
-  cx__deferred d = CX__DEFERRED_INIT;
   cx__lock_acquire(&ch->mu);
-  cx__recv_unregister(ch, r, &d);
+  cx_waker mine = cx__recv_unregister(ch, r);
   cx__lock_release(&ch->mu);
-  cx__deferred_run(&d);
+  cx__drop_taken(&mine);
 }
 
 CX_FUTURE_TRAMPOLINES(cx_achan_recv, cx_achan_recv, int)
