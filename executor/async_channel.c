@@ -51,17 +51,19 @@
 #include "waker/internal/current.h"
 
 typedef struct cx__achan {
+  /* Hot: what send and recv touch, together at the front. */
   cx__lock mu;
-  cx__cond not_full;  /* threads blocked in send_blocking */
-  cx__cond not_empty; /* threads blocked in recv_blocking */
-  cx__ring ring;      /* its storage follows the header */
-  size_t senders;
   bool rx_alive; /* the receiver was not dropped: sends can succeed */
   bool rx_held;  /* the receiver handle still holds the memory */
-  size_t blocked_senders, blocked_receivers;
+  uint32_t blocked_senders, blocked_receivers; /* threads in cx__cond_wait */
+  cx__ring ring; /* its storage follows the header */
+  size_t senders;
   cx_waker rx_waker;
   const cx_achan_recv *rx_owner; /* the recv future that stored rx_waker */
   cx__list waiters;              /* of cx_achan_send, through their link */
+  /* Cold. */
+  cx__cond not_full;  /* threads blocked in send_blocking */
+  cx__cond not_empty; /* threads blocked in recv_blocking */
   void (*drop_item)(void *);
   size_t alloc_size;
 } cx__achan;
@@ -521,11 +523,14 @@ cx_poll cx_achan_recv_poll(cx_achan_recv *r, cx_context *cx, int *result) {
   /* Empty: keep (or put) our waker in the slot. */
   cx_waker old = CX_WAKER_EMPTY;
   if (ch->rx_owner != r || !cx_waker_will_wake(&ch->rx_waker, cx->waker)) {
-    cx_waker fresh;
-    int rc = cx_waker_clone(cx->waker, &fresh);
-    if (rc != CX_OK) return cx__recv_finish(ch, r, CX_WAKER_EMPTY, rc, result);
-    old = ch->rx_waker;
-    ch->rx_waker = fresh;
+    /* Cloned straight into the slot: copying a clone made on the stack
+     * in as one 16-byte value stalled on store forwarding. */
+    old = cx__waker_take(&ch->rx_waker);
+    int rc = cx_waker_clone(cx->waker, &ch->rx_waker);
+    if (rc != CX_OK) {
+      ch->rx_waker = old; /* the failed clone left the slot empty */
+      return cx__recv_finish(ch, r, CX_WAKER_EMPTY, rc, result);
+    }
     ch->rx_owner = r;
   }
   r->registered = true;
