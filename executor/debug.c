@@ -21,9 +21,12 @@ int cx_executor_get_stats(const cx_executor *ex, cx_executor_stats *out) {
   return CX_OK;
 }
 
-/* Walks a queue: every task SCHEDULED and not RUNNING, no cycle, no task
- * twice (pairwise for small queues). Returns its length or -1. */
-static long cx__check_queue(cx__task *head, size_t expect, const char **why) {
+/* Walks a queue: every task SCHEDULED and not RUNNING (or, in the local
+ * queue, `carried`: RUNNING, queued again by the self-wake fast path of
+ * poll.c), no cycle, no task twice (pairwise for small queues). Returns its
+ * length or -1. */
+static long cx__check_queue(cx__task *head, size_t expect, bool carried,
+                            const char **why) {
   size_t n = 0;
   for (cx__task *t = head; t; t = t->next) {
     if (n++ > expect) {
@@ -31,7 +34,9 @@ static long cx__check_queue(cx__task *head, size_t expect, const char **why) {
       return -1;
     }
     unsigned f = cx__task_flags(t);
-    if (!(f & CX__SCHEDULED) || (f & CX__RUNNING)) {
+    bool ok = (f & CX__RUNNING) ? carried && t != cx__tls_polling.task
+                                : (f & CX__SCHEDULED) != 0;
+    if (!ok || (f & CX__COMPLETE)) {
       *why = "queued task not flagged SCHEDULED, or RUNNING";
       return -1;
     }
@@ -66,7 +71,8 @@ int cx_executor_debug_check(cx_executor *ex, const char **why) {
     *why = "NULL executor";
     return CX_EINVAL;
   }
-  if (cx__check_queue(ex->local_head, ex->local_len, why) < 0) return CX_EINVAL;
+  if (cx__check_queue(ex->local_head, ex->local_len, true, why) < 0)
+    return CX_EINVAL;
   pthread_mutex_lock(&ex->mu);
   size_t remote_woken = 0, remote_spawned = 0;
   /* Bounded walks: a cycle must not hang the check. */
@@ -76,9 +82,10 @@ int cx_executor_debug_check(cx_executor *ex, const char **why) {
   for (cx__task *t = ex->spawned_head; t && remote_spawned <= ex->remote_len;
        t = t->next)
     remote_spawned++;
-  long r1 = cx__check_queue(ex->remote_head, remote_woken, why);
-  long r2 =
-      r1 < 0 ? -1 : cx__check_queue(ex->spawned_head, remote_spawned, why);
+  long r1 = cx__check_queue(ex->remote_head, remote_woken, false, why);
+  long r2 = r1 < 0
+                ? -1
+                : cx__check_queue(ex->spawned_head, remote_spawned, false, why);
   bool len_ok = remote_woken + remote_spawned == ex->remote_len &&
                 remote_spawned == ex->remote_spawned;
   pthread_mutex_unlock(&ex->mu);
@@ -109,15 +116,21 @@ int cx_executor_debug_check(cx_executor *ex, const char **why) {
       *why = "reference count below the references known to be held";
       return CX_EINVAL;
     }
-    if ((f & CX__SCHEDULED) && !(f & CX__RUNNING)) owned_scheduled++;
+    /* Queued: SCHEDULED and idle, or carried (RUNNING but not the task
+     * this thread is polling now, if the check runs inside a poll). */
+    if ((f & CX__RUNNING) ? t != cx__tls_polling.task
+                          : (f & CX__SCHEDULED) != 0)
+      owned_scheduled++;
   }
   if (owned != ex->live) {
     *why = "owned list length differs from live count";
     return CX_EINVAL;
   }
-  /* Every queued owned task is SCHEDULED (checked above); conversely every
-   * SCHEDULED idle task must be queued exactly once. Remote spawns are not
-   * owned yet. Holds when no other thread is mid-wake. */
+  /* Every queued owned task is SCHEDULED or carried (checked above);
+   * conversely every SCHEDULED idle task, and every RUNNING one that is not
+   * being polled (carried), must be queued exactly once. Remote spawns are
+   * not owned yet. Holds when no other thread is mid-wake, and on the
+   * executor's thread (or with it stopped). */
   if (owned_scheduled != ex->local_len + remote_woken) {
     *why = "scheduled tasks differ from queued tasks";
     return CX_EINVAL;

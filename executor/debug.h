@@ -22,7 +22,10 @@ typedef struct cx_task_debug_info {
   uint32_t polls;
 } cx_task_debug_info;
 
-/* A task's state, through its join handle. CX_OK or CX_EINVAL. */
+/* A task's state, through its join handle. CX_OK or CX_EINVAL. The flags
+ * are the state word's: a task that woke itself by reference in its last
+ * poll and waits in the ready queue for the next one (the self-wake fast
+ * path, docs/design.md) shows running and not scheduled. */
 int cx_join_handle_debug_info(const cx_join_handle *h, cx_task_debug_info *out);
 
 /* If w is a task waker, the task as a handle pointer (for debug_info only:

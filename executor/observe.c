@@ -222,12 +222,18 @@ const char *cx_task_run_state_name(cx_task_run_state s) {
   return "?";
 }
 
-static void cx__dump_entry(cx__task *t, uint64_t now, cx_task_dump_entry *e) {
+/* carried_ok: the executor runs without observability, so a RUNNING task
+ * that this thread is not polling is one poll.c queued again still RUNNING
+ * (the self-wake fast path; observed executors never do that). */
+static void cx__dump_entry(cx__task *t, uint64_t now, bool carried_ok,
+                           cx_task_dump_entry *e) {
   memset(e, 0, sizeof *e);
   cx__obs_view(t, &e->task);
   unsigned f = cx__task_flags(t);
   if (f & CX__CANCELLED)
     e->state = CX_TASK_CANCELLING;
+  else if ((f & CX__RUNNING) && carried_ok && t != cx__tls_polling.task)
+    e->state = CX_TASK_SCHEDULED; /* carried (poll.c): queued to poll again */
   else if (f & CX__RUNNING)
     e->state = CX_TASK_RUNNING;
   else if (f & CX__SCHEDULED)
@@ -259,7 +265,7 @@ int cx_executor_foreach_task(cx_executor *ex, cx_task_visit_fn fn, void *ctx) {
   int n = 0;
   for (cx__task *t = ex->owned; t; t = t->owned_next) {
     cx_task_dump_entry e;
-    cx__dump_entry(t, now, &e);
+    cx__dump_entry(t, now, ex->obs == NULL, &e);
     if (n < INT32_MAX) n++;
     if (fn(ctx, &e)) break;
   }

@@ -34,6 +34,11 @@
  *       COMPLETE -> GONE (a safety net: drops the queue's ref)
  *   transition_to_idle (PENDING): CANCELLED -> CANCELLED (wins over
  *       SCHEDULED); SCHEDULED -> NOTIFIED (queue again); else DONE
+ *   carried (PENDING after waking itself by reference, on a single-threaded
+ *       executor): no transition, the word is not written; the task is
+ *       queued again still RUNNING, with the running ref as the queue's.
+ *       transition_carried_to_running (its pop, only when another thread
+ *       set SCHEDULED or CANCELLED meanwhile): -SCHEDULED -> POLL or CANCEL
  *   transition_to_complete: -RUNNING -SCHEDULED +COMPLETE (+OUTPUT), the
  *       running and owner refs dropped in the same CAS unless a joiner's
  *       waker must be woken first (then join_waker_done, then the refs)
@@ -288,8 +293,19 @@ static int cx__task_waker_clone(const void *data, cx_waker *out) {
 static void cx__task_waker_wake(const void *data) {
   cx__task_wake_by_val((cx__task *)data);
 }
+_Thread_local cx__polling cx__tls_polling;
+
 static void cx__task_waker_wake_by_ref(const void *data) {
-  cx__task_wake_by_ref((cx__task *)data);
+  cx__task *t = (cx__task *)data;
+  /* A task waking itself from its own poll, on the executor that set the
+   * record (poll.c): a plain store; the executor queues it again once the
+   * poll returns. Any other thread, task or executor takes the atomic path
+   * (its record never holds t). */
+  if (cx__tls_polling.task == t) {
+    cx__tls_polling.woken = true;
+    return;
+  }
+  cx__task_wake_by_ref(t);
 }
 static void cx__task_waker_drop(const void *data) {
   cx__task_ref_dec((cx__task *)data);
@@ -301,11 +317,6 @@ const cx_waker_vtable cx__task_waker_vtable = {
     .wake_by_ref = cx__task_waker_wake_by_ref,
     .drop = cx__task_waker_drop,
 };
-
-cx_waker cx__task_waker_ref(cx__task *t) {
-  cx_waker w = {&cx__task_waker_vtable, t};
-  return w;
-}
 
 /* ---- the scheduler's side ------------------------------------------------ */
 
@@ -325,6 +336,16 @@ cx__run_result cx__task_transition_to_running(cx__task *t) {
     if (cx__refs_of(next) == 0) cx__task_dealloc(t);
     return CX__RUN_GONE;
   }
+  return (cur & CX__CANCELLED) ? CX__RUN_CANCEL : CX__RUN_POLL;
+}
+
+cx__run_result cx__task_transition_carried_to_running(cx__task *t) {
+  uint64_t cur = cx__state_load(t);
+  uint64_t next;
+  do {
+    CX__CHECK((cur & CX__RUNNING) && !(cur & CX__COMPLETE));
+    next = cur & ~(uint64_t)CX__SCHEDULED;
+  } while (!cx__state_cas(t, &cur, next));
   return (cur & CX__CANCELLED) ? CX__RUN_CANCEL : CX__RUN_POLL;
 }
 

@@ -18,7 +18,9 @@
  * The harness keeps a model of every task: the flags it must carry
  * (SCHEDULED, RUNNING, COMPLETE, CANCELLED, OUTPUT, JOIN_WAKER) and every
  * reference that must exist: the executor's (the owner's while unfinished,
- * the queue's while SCHEDULED and idle, the poller's while RUNNING), the
+ * the queue's while SCHEDULED and idle, the poller's while RUNNING, also
+ * when a task that woke itself by reference is queued again still RUNNING:
+ * "carried", executor/poll.c), the
  * harness's (handle, wakers), the futures' (a waker stored in the task's own
  * state, a registered sleep), and joiners' wakers in join slots. After every
  * operation, and at the start of every poll, it checks through the
@@ -78,6 +80,10 @@ typedef struct fz_task {
   /* predicted flags */
   bool scheduled, running, finished, completed, cancel_req, output_taken;
   bool join_armed;
+  /* The self-wake fast path (executor/poll.c): self_woken, the task woke
+   * itself by reference during its current poll (the state word is not
+   * written); carried, it was queued again after that poll still RUNNING. */
+  bool self_woken, carried;
   int join_holder; /* task whose waker sits in this task's join slot, or -1 */
   /* references held outside the executor */
   uint32_t pool;   /* harness-held wakers */
@@ -230,6 +236,16 @@ static void m_wake(fz_world *w, int i) {
   T->scheduled = true; /* idle: queued; RUNNING: re-queued after the poll */
 }
 
+/* A wake by reference of task i: during i's own poll it takes the
+ * self-wake fast path (no SCHEDULED; the poller queues i again). */
+static void m_wake_ref(fz_world *w, int i) {
+  if (w->in_poll && w->cur == i) {
+    w->t[i].self_woken = true;
+    return;
+  }
+  m_wake(w, i);
+}
+
 static int m_cancel(fz_world *w, int i) {
   fz_task *T = &w->t[i];
   if (T->finished) return CX_EALREADY;
@@ -284,7 +300,7 @@ FZ_NO_COVERAGE static void fz_check(fz_world *w, const char *where) {
           "%s: task %d was freed although the model counts %llu references",
           where, i, (unsigned long long)m_refs_with(w, i, sr));
     if (!T->finished) {
-      if (T->scheduled && !T->running) scheduled++;
+      if (T->carried || (T->scheduled && !T->running)) scheduled++;
       owned++; /* remote spawns count as live from their spawn call */
     }
     if (T->timer) timers++;
@@ -377,7 +393,15 @@ static void m_settle(fz_world *w) {
   CHECK(!T->cancel_req,
         "task %d was cancelled during its poll but not dropped after it",
         w->cur);
-  T->running = false;
+  /* Woke itself by reference, and nobody else woke or cancelled it during
+   * the poll: queued again still RUNNING (carried). Otherwise the
+   * transition to idle: a SCHEDULED set by another wake queues it again
+   * (the self-wake is subsumed). */
+  if (T->self_woken && !T->scheduled)
+    T->carried = true;
+  else
+    T->running = false;
+  T->self_woken = false;
   w->cur = -1;
 }
 
@@ -415,8 +439,8 @@ static void fz_poll_begin(fz_world *w, int id, cx_context *cx) {
   CHECK(!T->finished, "task %d polled after it %s", id,
         T->completed ? "completed" : "was cancelled");
   CHECK(!T->cancel_req, "task %d polled although cancelled", id);
-  CHECK(T->scheduled && !T->running, "task %d polled without being scheduled",
-        id);
+  CHECK(T->carried || (T->scheduled && !T->running),
+        "task %d polled without being scheduled", id);
   CHECK(cx_executor_current() == w->ex && cx->executor == w->ex,
         "poll outside its executor");
   CHECK(cx->timers != NULL && cx->waker != NULL, "poll context incomplete");
@@ -426,8 +450,10 @@ static void fz_poll_begin(fz_world *w, int id, cx_context *cx) {
   if (T->dbg == NULL) T->dbg = h;
   CHECK(h == T->dbg, "task %d polled with another task's waker", id);
   TRACE("poll task %d (poll %u)", id, T->polls + 1);
-  T->scheduled = false;
+  T->scheduled = false; /* a carried task's pop clears it too */
   T->running = true;
+  T->carried = false;
+  T->self_woken = false;
   T->remote_new = false;
   T->polls++;
   w->st_polls++;
@@ -463,7 +489,7 @@ static void fz_drop_event(fz_world *w, int id) {
     w->cur = -1;
   } else {
     m_settle(w);
-    CHECK(T->cancel_req && T->scheduled && !T->running,
+    CHECK(T->cancel_req && (T->carried || (T->scheduled && !T->running)),
           "task %d dropped although not cancelled and queued", id);
     w->pops++;
     w->st_cancelled++;
@@ -471,6 +497,8 @@ static void fz_drop_event(fz_world *w, int id) {
   T->finished = true;
   T->running = false;
   T->scheduled = false;
+  T->carried = false;
+  T->self_woken = false;
   T->slot = false;
   T->timer = false;
   T->remote_new = false;
@@ -570,7 +598,7 @@ static void op_pool(fz_world *w, int what) {
       break;
     }
     case 2: /* wake_by_ref */
-      m_wake(w, id);
+      m_wake_ref(w, id);
       cx_waker_wake_by_ref(&w->pool[k].w);
       break;
     default: { /* drop */
@@ -674,10 +702,11 @@ static void op_slot(fz_world *w) {
   int i = (b >> 1) % w->ntasks;
   fz_task *T = &w->t[i];
   if (!T->used || T->finished || !T->slot) return;
-  m_wake(w, i);
   if (b & 1) {
+    m_wake_ref(w, i);
     cx_waker_wake_by_ref(T->slot_ptr);
   } else {
+    m_wake(w, i);
     T->slot = false;
     cx_waker_wake(T->slot_ptr);
     CHECK(cx_waker_is_empty(T->slot_ptr), "slot not emptied by wake");
@@ -852,7 +881,7 @@ static cx_poll fz_poll_body(fz_world *w, fz_fut *f, cx_context *cx,
   switch (how % 6) {
     case 0: /* yield */
     yield:
-      m_wake(w, f->id);
+      m_wake_ref(w, f->id);
       cx_waker_wake_by_ref(cx->waker);
       return CX_PENDING;
     case 1: /* a clone of our waker goes to the harness */
@@ -952,7 +981,8 @@ static void op_step(fz_world *w, bool until_idle) {
         (unsigned long long)(w->pops - pops));
   if (until_idle) {
     for (int i = 0; i < w->ntasks; i++)
-      CHECK(!w->t[i].used || w->t[i].finished || !w->t[i].scheduled,
+      CHECK(!w->t[i].used || w->t[i].finished ||
+                (!w->t[i].scheduled && !w->t[i].carried),
             "run_until_idle left task %d scheduled", i);
   }
 }

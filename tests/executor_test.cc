@@ -669,12 +669,16 @@ TEST(Wake, DuringPollReschedulesAfterThePollReturns) {
       cx_waker_wake_by_ref(cx->waker);
       cx_task_debug_info info = Info(self.handle);
       EXPECT_TRUE(info.running);
-      EXPECT_TRUE(info.scheduled);
-      // Marked, not queued: the poller queues it on the way out.
+      // The self-wake fast path: noted on this thread, the state word is
+      // not written, and nothing is queued yet.
+      EXPECT_FALSE(info.scheduled);
       EXPECT_EQ(cx_executor_debug_ready_len(cx->executor), 0u);
       cx_waker c = kEmptyWaker;
       EXPECT_EQ(cx_waker_clone(cx->waker, &c), CX_OK);
       cx_waker_wake(&c);
+      // By value: the atomic path marks it; the poller queues it on the
+      // way out.
+      EXPECT_TRUE(Info(self.handle).scheduled);
       EXPECT_EQ(cx_executor_debug_ready_len(cx->executor), 0u);
       return CX_PENDING;
     }
@@ -693,6 +697,171 @@ TEST(Wake, DuringPollReschedulesAfterThePollReturns) {
   EXPECT_EQ(cx_join_handle_poll_count(s.handle), 2u);
   cx_join_handle_detach(s.handle);
   EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
+// ---- the self-wake fast path (poll.c: "carried" tasks) ----------------------
+// A task that wakes itself by reference during its poll on a single-threaded
+// executor is queued again still RUNNING, with no write to its state word.
+
+TEST(SelfWake, ByRefIsQueuedAgainStillRunning) {
+  cx_executor *ex = NewExecutor();
+  Script s([](Script &self, cx_context *cx, int *out) {
+    if (self.polls < 3) {
+      cx_waker_wake_by_ref(cx->waker);
+      cx_waker_wake_by_ref(cx->waker);  // twice: still queued once
+      return CX_PENDING;
+    }
+    *out = 3;
+    return CX_READY;
+  });
+  ASSERT_EQ(Spawn(ex, &s, &s.handle), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 1u);
+  cx_task_debug_info info = Info(s.handle);
+  EXPECT_TRUE(info.running);  // carried: other threads see it being polled
+  EXPECT_FALSE(info.scheduled);
+  EXPECT_EQ(info.refs, 3u);  // owner, handle, the running (now queue) ref
+  ExpectConsistent(ex);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(s.polls, 2);
+  ExpectConsistent(ex);
+  int out = 0;
+  EXPECT_EQ(cx_executor_join(ex, s.handle, &out, sizeof out), CX_OK);
+  EXPECT_EQ(out, 3);
+  EXPECT_EQ(s.polls, 3);
+  EXPECT_EQ(cx_join_handle_poll_count(s.handle), 3u);
+  EXPECT_EQ(Stats(ex).polls, 3u);
+  cx_join_handle_detach(s.handle);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
+TEST(SelfWake, CancelWhileCarriedDropsWithoutAPoll) {
+  ScopedCountingAllocator alloc;
+  cx_executor *ex = NewExecutor();
+  Script s([](Script &, cx_context *cx, int *) {
+    cx_waker_wake_by_ref(cx->waker);
+    return CX_PENDING;
+  });
+  ASSERT_EQ(Spawn(ex, &s, &s.handle), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(cx_join_handle_cancel(s.handle), CX_OK);
+  EXPECT_TRUE(Info(s.handle).cancelled);
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 1u);  // not queued twice
+  ExpectConsistent(ex);
+  EXPECT_EQ(cx_executor_step(ex), 1);  // the pop drops it
+  EXPECT_EQ(s.polls, 1);
+  EXPECT_EQ(s.drops, 1);
+  int out = 0;
+  EXPECT_EQ(cx_join_handle_try_join(s.handle, &out, sizeof out), CX_ECANCELED);
+  EXPECT_EQ(Stats(ex).cancelled, 1u);
+  ExpectConsistent(ex);
+  cx_join_handle_detach(s.handle);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(alloc.live(), 0u);
+}
+
+TEST(SelfWake, WakeWhileCarriedIsConsumedByTheNextPoll) {
+  cx_executor *ex = NewExecutor();
+  Script s([](Script &self, cx_context *cx, int *) {
+    if (self.polls == 1) {
+      EXPECT_EQ(cx_waker_clone(cx->waker, &self.held), CX_OK);
+      cx_waker_wake_by_ref(cx->waker);
+    }
+    return CX_PENDING;  // the second poll arranges no wake
+  });
+  ASSERT_EQ(Spawn(ex, &s, &s.handle), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  cx_waker_wake_by_ref(&s.held);  // outside any poll: the atomic path
+  cx_task_debug_info info = Info(s.handle);
+  EXPECT_TRUE(info.running);
+  EXPECT_TRUE(info.scheduled);
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 1u);
+  ExpectConsistent(ex);
+  EXPECT_EQ(cx_executor_run_until_idle(ex), 1);  // one poll, not two
+  EXPECT_EQ(s.polls, 2);
+  info = Info(s.handle);
+  EXPECT_FALSE(info.running);
+  EXPECT_FALSE(info.scheduled);
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 0u);
+  ExpectConsistent(ex);
+  EXPECT_EQ(cx_join_handle_cancel(s.handle), CX_OK);
+  EXPECT_EQ(cx_executor_run_until_idle(ex), 1);
+  cx_join_handle_detach(s.handle);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
+// Cancelled during the poll that woke itself: finished right after that
+// poll, as without the fast path.
+TEST(SelfWake, CancelledDuringThePollIsFinishedAfterIt) {
+  cx_executor *ex = NewExecutor();
+  Script s([](Script &self, cx_context *cx, int *) {
+    cx_waker_wake_by_ref(cx->waker);
+    EXPECT_EQ(cx_join_handle_cancel(self.handle), CX_OK);
+    return CX_PENDING;
+  });
+  ASSERT_EQ(Spawn(ex, &s, &s.handle), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(s.drops, 1);
+  EXPECT_TRUE(cx_join_handle_is_finished(s.handle));
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 0u);
+  ExpectConsistent(ex);
+  cx_join_handle_detach(s.handle);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
+// A poll that drives another executor (whose task also wakes itself) after
+// waking itself: the inner polls must not erase the outer self-wake.
+TEST(SelfWake, SurvivesANestedExecutorStep) {
+  cx_executor *ex = NewExecutor();
+  cx_executor *inner = NewExecutor();
+  // Wakes itself in its first poll only: the inner executor's last poll
+  // ends with no self-wake, which must not erase the outer one.
+  Script in([](Script &self, cx_context *cx, int *) {
+    if (self.polls == 1) cx_waker_wake_by_ref(cx->waker);
+    return CX_PENDING;
+  });
+  ASSERT_EQ(Spawn(inner, &in, &in.handle), CX_OK);
+  Script out([&](Script &self, cx_context *cx, int *o) {
+    if (self.polls == 1) {
+      cx_waker_wake_by_ref(cx->waker);
+      EXPECT_EQ(cx_executor_step(inner), 1);
+      EXPECT_EQ(cx_executor_step(inner), 1);
+      return CX_PENDING;
+    }
+    *o = 7;
+    return CX_READY;
+  });
+  ASSERT_EQ(Spawn(ex, &out, &out.handle), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(cx_executor_debug_ready_len(ex), 1u);  // the outer wake kept
+  EXPECT_EQ(cx_executor_debug_ready_len(inner), 0u);
+  ExpectConsistent(ex);
+  ExpectConsistent(inner);
+  int o = 0;
+  EXPECT_EQ(cx_executor_join(ex, out.handle, &o, sizeof o), CX_OK);
+  EXPECT_EQ(o, 7);
+  EXPECT_EQ(in.polls, 2);
+  cx_join_handle_detach(out.handle);
+  cx_join_handle_detach(in.handle);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(cx_executor_destroy(inner), CX_OK);
+  EXPECT_EQ(in.drops, 1);
+}
+
+// Destroying an executor with a carried task drops it once.
+TEST(SelfWake, DestroyDropsACarriedTask) {
+  ScopedCountingAllocator alloc;
+  cx_executor *ex = NewExecutor();
+  Script s([](Script &, cx_context *cx, int *) {
+    cx_waker_wake_by_ref(cx->waker);
+    return CX_PENDING;
+  });
+  ASSERT_EQ(Spawn(ex, &s, nullptr), CX_OK);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+  EXPECT_EQ(s.polls, 1);
+  EXPECT_EQ(s.drops, 1);
+  EXPECT_EQ(alloc.live(), 0u);
 }
 
 TEST(Wake, NeverQueuedTwice) {
@@ -1886,6 +2055,42 @@ void WakeOfScheduledTaskPublishes(bool by_value) {
   EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
 }
 
+// The same with the task carried (it woke itself by reference in its first
+// poll, so it is queued still RUNNING and its pop normally writes nothing):
+// the other thread's wake finds it RUNNING and sets SCHEDULED; the pop's CAS
+// that clears it is the acquire that orders the payload before the poll.
+TEST(ExecutorWakeOrder, WakeOfCarriedTaskPublishesWrites) {
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  g_wake_payload = 0;
+  Script s([](Script &self, cx_context *cx, int *out) {
+    if (self.polls == 1) {
+      EXPECT_EQ(cx_waker_clone(cx->waker, &self.held), CX_OK);
+      cx_waker_wake_by_ref(cx->waker);
+      return CX_PENDING;
+    }
+    *out = g_wake_payload;
+    return CX_READY;
+  });
+  cx_join_handle *h;
+  ASSERT_EQ(Spawn(ex, &s, &h), CX_OK);
+  ASSERT_EQ(cx_executor_step(ex), 1);
+  ASSERT_TRUE(Info(h).running);  // carried
+  std::atomic<bool> done{false};
+  std::thread other([&] {
+    g_wake_payload = 42;
+    cx_waker_wake_by_ref(&s.held);
+    done.store(true, std::memory_order_relaxed);
+  });
+  while (!done.load(std::memory_order_relaxed)) std::this_thread::yield();
+  int out = 0;
+  ASSERT_EQ(cx_executor_join(ex, h, &out, sizeof out), CX_OK);
+  EXPECT_EQ(out, 42);
+  other.join();
+  cx_join_handle_detach(h);
+  EXPECT_EQ(cx_executor_destroy(ex), CX_OK);
+}
+
 TEST(ExecutorWakeOrder, WakeByRefOfScheduledTaskPublishesWrites) {
   WakeOfScheduledTaskPublishes(false);
 }
@@ -1973,9 +2178,8 @@ TEST(VtableFindings, OutputAlignedBeyondMaxAlignIsHonoured) {
   }
   // Bad output alignments are refused, as bad state alignments are.
   for (size_t bad : {size_t{3}, size_t{128}}) {
-    const cx_future_vtable vt = {.poll = WidePoll,
-                                 .output_size = sizeof(Wide),
-                                 .output_align = bad};
+    const cx_future_vtable vt = {
+        .poll = WidePoll, .output_size = sizeof(Wide), .output_align = bad};
     EXPECT_EQ(cx_future_vtable_check(&vt), CX_EINVAL);
     EXPECT_EQ(cx_spawn(ex, &vt, nullptr, nullptr), CX_EINVAL);
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "executor/cexec.h"
+#include "executor/debug.h"
 #include "executor/observe.h"
 #include "tests/testutil.h"
 
@@ -274,6 +275,39 @@ TEST(Dump, FromInsideATaskShowsItRunning) {
   EXPECT_EQ(names[0], "self");
   EXPECT_EQ(v[0].since_poll_ns, CX_NS_UNKNOWN);  // not timed: no options
   EXPECT_NE(v[0].since_spawn_ns, CX_NS_UNKNOWN);
+  cx_executor_destroy(ex);
+}
+
+// A task that woke itself by reference in its last poll waits in the ready
+// queue still flagged RUNNING (the self-wake fast path): the dump shows it
+// scheduled, since nobody is polling it.
+cx_poll YieldForeverPoll(void *, cx_context *cx, void *) {
+  cx_waker_wake_by_ref(cx->waker);
+  return CX_PENDING;
+}
+const cx_future_vtable kYieldForeverVt = {.poll = YieldForeverPoll};
+
+TEST(Dump, ATaskThatYieldedShowsScheduled) {
+  cx_executor *ex;
+  ASSERT_EQ(cx_executor_create(nullptr, &ex), CX_OK);
+  cx_join_handle *h;
+  ASSERT_EQ(CX_SPAWN_NAMED(ex, "yielder", &kYieldForeverVt, nullptr, &h),
+            CX_OK);
+  ASSERT_EQ(cx_executor_step(ex), 1);
+  cx_task_debug_info info;
+  ASSERT_EQ(cx_join_handle_debug_info(h, &info), CX_OK);
+  EXPECT_TRUE(info.running);  // the state word: carried
+  std::vector<cx_task_dump_entry> v = Entries(ex);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].state, CX_TASK_SCHEDULED);
+  EXPECT_EQ(v[0].polls, 1u);
+  EXPECT_EQ(cx_join_handle_cancel(h), CX_OK);
+  v = Entries(ex);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].state, CX_TASK_CANCELLING);
+  EXPECT_EQ(cx_executor_step(ex), 1);
+  EXPECT_TRUE(Entries(ex).empty());
+  cx_join_handle_detach(h);
   cx_executor_destroy(ex);
 }
 

@@ -164,8 +164,28 @@ void cx__task_ref_dec(cx__task *t);
 void cx__task_ref_dec_n(cx__task *t, uint64_t n);
 
 /* The waker that points at t, borrowed (owns no reference). */
-cx_waker cx__task_waker_ref(cx__task *t);
 extern const cx_waker_vtable cx__task_waker_vtable;
+static inline cx_waker cx__task_waker_ref(cx__task *t) {
+  cx_waker w = {&cx__task_waker_vtable, t};
+  return w;
+}
+
+/* The self-wake fast path (poll.c). While a single-threaded executor polls
+ * t, its thread's record holds t: a wake by reference of t made on that
+ * thread during the poll (the commonest wake there is: a future that yields)
+ * only sets `woken`, with no atomic operation; the executor reads it when
+ * the poll returns and queues t again still RUNNING ("carried", see
+ * transition_carried_to_running). Thread-local: only the polling thread
+ * reads or writes it, and no other thread can be polling t (RUNNING is
+ * exclusive). Not declared for C++ (the tests do not use it, and a C++
+ * extern thread_local would go through a wrapper). */
+typedef struct cx__polling {
+  cx__task *task; /* being polled on this thread with the fast path, or NULL */
+  bool woken;     /* task woke itself by reference during this poll */
+} cx__polling;
+#ifndef __cplusplus
+extern _Thread_local cx__polling cx__tls_polling;
+#endif
 
 /* Waking (any thread). Both make every write the caller made before the
  * call visible to the poll the wake causes (the state word is written with
@@ -187,6 +207,17 @@ typedef enum cx__run_result {
                      dropped, t may be freed; do nothing more */
 } cx__run_result;
 cx__run_result cx__task_transition_to_running(cx__task *t);
+
+/* Popped from the local queue while still RUNNING: the executor queued it
+ * again after a poll in which it woke itself (the self-wake fast path), and
+ * its state word was not written. Other threads saw a task being polled all
+ * along: a wake set SCHEDULED without queueing it, a cancellation set
+ * CANCELLED, and both are the poller's to act on, which is this call:
+ * SCHEDULED is cleared (this poll is the one that wake asked for; the CAS's
+ * acquire makes the waker's writes visible to it). POLL or CANCEL as
+ * transition_to_running. Only called when SCHEDULED or CANCELLED is set: a
+ * carried task with neither is polled with no atomic operation at all. */
+cx__run_result cx__task_transition_carried_to_running(cx__task *t);
 
 /* The poll returned CX_PENDING (t RUNNING). */
 typedef enum cx__idle_result {
