@@ -29,11 +29,11 @@
  * channel is freed when all of them are gone. A send or recv future borrows
  * its handle: the handle must outlive the future (drop the future first).
  *
- * Thread-safety: the channel is guarded by a mutex, so every function may be
+ * Thread-safety: the channel is guarded by a lock, so every function may be
  * called from any thread: tasks on different executors, or plain threads
  * (cx_achan_send_blocking / cx_achan_recv_blocking let a thread feed a task
  * or drain one). A future is polled and dropped by one thread at a time, as
- * always. Wakers are never woken or dropped with the mutex held, and
+ * always. Wakers are never woken or dropped with the lock held, and
  * drop_item runs with it held (it must not use the channel).
  *
  * The blocking calls park the calling OS thread: they are for plain threads.
@@ -123,8 +123,8 @@ typedef struct cx_achan_send {
   cx_achan_tx *tx;
   const void *item;
   cx__list_node link; /* in the FIFO of waiting senders */
-  cx_waker waker;     /* guarded by the channel's mutex */
-  bool queued;        /* in the FIFO (guarded by the channel's mutex) */
+  cx_waker waker;     /* guarded by the channel's lock */
+  bool queued;        /* in the FIFO (guarded by the channel's lock) */
   bool notified;      /* popped and woken: owes a turn (guarded likewise) */
   bool waiting;       /* owner only: returned CX_PENDING, not finished */
   bool done;

@@ -51,7 +51,8 @@ typedef enum cx_task_memory {
    * spawned from other threads (spawners), and tasks over 256 bytes or
    * aligned beyond 16, are cx_allocs of their own. */
   CX_TASK_MEMORY_BLOCKS,
-  /* One cx_alloc per task. */
+  /* One cx_alloc per task: what memory checkers such as valgrind need to
+   * see a use after free of a task. */
   CX_TASK_MEMORY_EACH,
 } cx_task_memory;
 

@@ -9,7 +9,9 @@
  *   - no slot is handed out twice, each is 16-aligned and no write to one
  *     slot changed another (patterns intact);
  *   - the free lists and the remote stack hold only freed slots, each once,
- *     of the right class; live == slots the model holds + remote;
+ *     of the right class; live == slots the model holds + remote; and no
+ *     slot is lost: per class, the slots carved from blocks equal those
+ *     handed out plus those on the free list and the remote stack;
  *   - a new block appears only when its class had nothing free anywhere
  *     (free list, bump tail, remote stack), and a failed block allocation
  *     returns NULL and changes nothing;
@@ -41,6 +43,9 @@ typedef struct tb_world {
   cx__task_blocks tb;
   tb_slot live[MAX_LIVE];
   int nlive;
+  /* Slots each class has carved from its blocks (bumped) so far: every one
+   * is handed out, on its free list or on the remote stack, always. */
+  size_t carved[CX__TASK_BLOCK_CLASSES];
   uint8_t next_pattern;
 } tb_world;
 
@@ -83,6 +88,13 @@ FZ_NO_COVERAGE static void tb_check(tb_world *w, const char *where) {
       CHECK(((uintptr_t)s & 15) == 0, "%s: misaligned free slot", where);
       CHECK(!tb_is_live(w, s), "%s: a free slot is handed out", where);
     }
+    size_t held = 0;
+    for (int i = 0; i < w->nlive; i++) held += w->live[i].ci == ci;
+    size_t remote = tb_remote_of(w, ci, NULL);
+    CHECK(w->carved[ci] == held + n + remote,
+          "%s: class %zu carved %zu slots, but %zu are handed out, %zu free "
+          "and %zu on the remote stack (a slot was lost or duplicated)",
+          where, ci, w->carved[ci], held, n, remote);
   }
   size_t remote = 0;
   tb_remote_of(w, 0, &remote);
@@ -105,6 +117,7 @@ static void tb_alloc(tb_world *w, size_t ci) {
                   (size_t)(c->end - c->bump) >= tb_bytes(ci) ||
                   tb_remote_of(w, ci, NULL) > 0;
   size_t blocks = w->tb.block_count, live = w->tb.live;
+  char *bump = c->bump, *end = c->end;
   uint64_t failed = fz_alloc_stats_get().failed;
   unsigned char *p = cx__task_blocks_alloc(&w->tb, ci);
   if (p == NULL) {
@@ -121,6 +134,10 @@ static void tb_alloc(tb_world *w, size_t ci) {
   CHECK(!tb_is_live(w, p), "slot handed out twice");
   if (w->tb.block_count != blocks)
     CHECK(!had_free, "a new block although class %zu had a free slot", ci);
+  /* Carved: from a new block, or the old block's tail. */
+  if (w->tb.block_count != blocks ||
+      ((char *)p == bump && (size_t)(end - bump) >= tb_bytes(ci)))
+    w->carved[ci]++;
   tb_slot *s = &w->live[w->nlive++];
   s->p = p;
   s->ci = ci;

@@ -985,6 +985,52 @@ TEST(AchanThreads, TaskFeedsAThreadThroughBlockingRecv) {
   cx_executor_destroy(ex);
 }
 
+// Threads only, capacity 1, blocked on both sides at once: the channel's
+// lock is contended and its conditions signalled one waiter at a time, so a
+// lost wakeup hangs (the watchdog fails the test) and a broken lock loses or
+// duplicates items (the counts and per-sender order below).
+TEST(AchanThreads, ManyBlockedSendersAndReceiversLoseNothing) {
+  cxtest::Watchdog dog(60, "blocked async-channel threads on both sides");
+  Chan ch(1);
+  constexpr int kSenders = 4, kReceivers = 3, kItems = 3000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kSenders; t++) {
+    cx_achan_tx *tx;
+    ASSERT_EQ(cx_achan_tx_clone(ch.tx, &tx), CX_OK);
+    threads.emplace_back([tx, t] {
+      for (int i = 0; i < kItems; i++) {
+        int v = t * kItems + i;
+        ASSERT_EQ(cx_achan_send_blocking(tx, &v), CX_OK);
+      }
+      cx_achan_tx_drop(tx);
+    });
+  }
+  cx_achan_tx_drop(ch.tx);
+  std::atomic<long> count{0}, sum{0}, out_of_order{0};
+  for (int r = 0; r < kReceivers; r++) {
+    threads.emplace_back([&] {
+      std::vector<int> last(kSenders, -1);  // per sender, seen by us
+      int v;
+      while (cx_achan_recv_blocking(ch.rx, &v) == CX_OK) {
+        int sender = v / kItems;
+        if (sender < 0 || sender >= kSenders || v % kItems <= last[sender])
+          out_of_order++;
+        else
+          last[sender] = v % kItems;
+        count++;
+        sum += v;
+      }
+    });
+  }
+  for (auto &t : threads) t.join();
+  const long n = long{kSenders} * kItems;
+  EXPECT_EQ(count.load(), n);
+  EXPECT_EQ(sum.load(), n * (n - 1) / 2);
+  EXPECT_EQ(out_of_order.load(), 0);
+  EXPECT_EQ(cx_achan_len(ch.rx), 0u);
+  cx_achan_rx_drop(ch.rx);
+}
+
 TEST(AchanThreads, BlockedSenderSeesReceiverDrop) {
   Chan ch(1);
   int v = 0;

@@ -57,26 +57,48 @@ static inline bool cx__ring_is_full(const cx__ring *r) {
   return r->len == r->capacity;
 }
 
-/* The i-th oldest item (i < len, or i == len for the next free slot). */
+/* The i-th oldest item (i < len, or i == len for the next free slot).
+ * head < capacity and i <= capacity, so one subtraction wraps the index
+ * (no division on the hot path; size_ok keeps the sum from overflowing). */
 static inline unsigned char *cx__ring_slot(const cx__ring *r, size_t i) {
-  return r->buf + ((r->head + i) % r->capacity) * r->item_size;
+  size_t idx = r->head + i;
+  if (idx >= r->capacity) idx -= r->capacity;
+  return r->buf + idx * r->item_size;
+}
+
+/* memcpy of one item. The common item sizes (a word, a pointer, two) get a
+ * copy of constant size, which compiles to plain moves instead of a call. */
+static inline void cx__ring_copy(void *dst, const void *src, size_t n) {
+  switch (n) {
+    case 4:
+      memcpy(dst, src, 4);
+      break;
+    case 8:
+      memcpy(dst, src, 8);
+      break;
+    case 16:
+      memcpy(dst, src, 16);
+      break;
+    default:
+      memcpy(dst, src, n);
+  }
 }
 
 /* Copies *item in as the newest item. The ring must not be full. */
 static inline void cx__ring_push(cx__ring *r, const void *item) {
-  memcpy(cx__ring_slot(r, r->len), item, r->item_size);
+  cx__ring_copy(cx__ring_slot(r, r->len), item, r->item_size);
   r->len++;
 }
 
 /* Forgets the oldest item (after it was copied out or released). */
 static inline void cx__ring_discard_oldest(cx__ring *r) {
-  r->head = (r->head + 1) % r->capacity;
+  r->head = r->head + 1 == r->capacity ? 0 : r->head + 1;
   r->len--;
 }
 
 /* Moves the oldest item into *item. The ring must not be empty. */
 static inline void cx__ring_pop(cx__ring *r, void *item) {
-  memcpy(item, cx__ring_slot(r, 0), r->item_size);
+  cx__ring_copy(item, cx__ring_slot(r, 0), r->item_size);
   cx__ring_discard_oldest(r);
 }
 
