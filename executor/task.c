@@ -83,6 +83,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "executor/internal/copy.h"
 #include "waker/alloc.h"
 #include "waker/error.h"
 #include "waker/internal/current.h"
@@ -148,22 +149,9 @@ cx__task *cx__task_create(const cx_future_vtable *vt, const void *state,
   t->layout = (uint32_t)l.output_off | (with_handle ? CX__TASK_JOIN_SLOT : 0);
   if (with_handle) *cx__task_join_slot(t) = CX_WAKER_EMPTY;
   if (sched->task_extra) memset(cx__task_extra(t), 0, sched->task_extra);
-  /* The commonest sizes copied inline (a call to memcpy costs more than
-   * the copy; W1). */
-  void *dst = cx__task_state(t);
-  switch (vt->state_size) {
-    case 0:
-      break;
-    case 8:
-      memcpy(dst, state, 8);
-      break;
-    case 16:
-      memcpy(dst, state, 16);
-      break;
-    default:
-      memcpy(dst, state, vt->state_size);
-      break;
-  }
+  /* Inline for the commonest sizes: a call to memcpy costs more than the
+   * copy (W1). */
+  cx__copy_small(cx__task_state(t), state, vt->state_size);
   return t;
 }
 

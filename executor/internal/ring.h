@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "executor/internal/copy.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -66,27 +68,9 @@ static inline unsigned char *cx__ring_slot(const cx__ring *r, size_t i) {
   return r->buf + idx * r->item_size;
 }
 
-/* memcpy of one item. The common item sizes (a word, a pointer, two) get a
- * copy of constant size, which compiles to plain moves instead of a call. */
-static inline void cx__ring_copy(void *dst, const void *src, size_t n) {
-  switch (n) {
-    case 4:
-      memcpy(dst, src, 4);
-      break;
-    case 8:
-      memcpy(dst, src, 8);
-      break;
-    case 16:
-      memcpy(dst, src, 16);
-      break;
-    default:
-      memcpy(dst, src, n);
-  }
-}
-
 /* Copies *item in as the newest item. The ring must not be full. */
 static inline void cx__ring_push(cx__ring *r, const void *item) {
-  cx__ring_copy(cx__ring_slot(r, r->len), item, r->item_size);
+  cx__copy_small(cx__ring_slot(r, r->len), item, r->item_size);
   r->len++;
 }
 
@@ -98,7 +82,7 @@ static inline void cx__ring_discard_oldest(cx__ring *r) {
 
 /* Moves the oldest item into *item. The ring must not be empty. */
 static inline void cx__ring_pop(cx__ring *r, void *item) {
-  cx__ring_copy(item, cx__ring_slot(r, 0), r->item_size);
+  cx__copy_small(item, cx__ring_slot(r, 0), r->item_size);
   cx__ring_discard_oldest(r);
 }
 
