@@ -66,14 +66,8 @@ static void cx__ex_task_freed(cx__scheduler *s) {
   cx__ex_unref((cx_executor *)s);
 }
 
-/* The scheduler's task memory hooks (task.h): task blocks. Both schedulers
- * (plain and tracked) are members of the executor. */
-static cx_executor *cx__ex_of_sched(cx__scheduler *s) {
-  /* The tracked scheduler is a member too: find ex through whichever. */
-  return s->task_extra
-             ? (cx_executor *)((char *)s - offsetof(cx_executor, sched_tracked))
-             : (cx_executor *)s;
-}
+/* The scheduler's task memory hooks (task.h): task blocks, for both
+ * schedulers (plain and tracked). */
 
 /* The tag a task keeps is its slot's size class. */
 static void *cx__ex_mem_alloc(cx__scheduler *s, size_t size, size_t align,

@@ -105,18 +105,14 @@ void cx__obs_accept(cx_executor *ex, cx__task *t) {
 /* The tracked scheduler: the executor's own callbacks, plus the wake time.
  * schedule runs on the thread that won t's SCHEDULED transition, the only
  * one that may touch t until it is popped. */
-static cx_executor *cx__tracked_ex(cx__scheduler *s) {
-  return (cx_executor *)((char *)s - offsetof(cx_executor, sched_tracked));
-}
-
 static void cx__tracked_schedule(cx__scheduler *s, cx__task *t) {
-  cx_executor *ex = cx__tracked_ex(s);
+  cx_executor *ex = cx__ex_of_tracked(s);
   cx__task_debug(t)->queued_ns = cx_clock_now();
   ex->sched.schedule(&ex->sched, t);
 }
 
 static void cx__tracked_task_freed(cx__scheduler *s) {
-  cx_executor *ex = cx__tracked_ex(s);
+  cx_executor *ex = cx__ex_of_tracked(s);
   ex->sched.task_freed(&ex->sched);
 }
 

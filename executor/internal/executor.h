@@ -90,6 +90,16 @@ static inline bool cx__ex_is_current(const cx_executor *ex) {
   return cx__current_executor() == (const void *)ex;
 }
 
+/* The executor whose scheduler s is: ex->sched (first member) or, for
+ * tracked tasks, ex->sched_tracked (observe.c; the one with a nonzero
+ * task_extra). */
+static inline cx_executor *cx__ex_of_tracked(cx__scheduler *s) {
+  return (cx_executor *)((char *)s - offsetof(cx_executor, sched_tracked));
+}
+static inline cx_executor *cx__ex_of_sched(cx__scheduler *s) {
+  return s->task_extra ? cx__ex_of_tracked(s) : (cx_executor *)s;
+}
+
 /* Lifetime: every task allocation, spawner and the owner hold a reference;
  * the last one frees the executor (and its drivers). */
 void cx__ex_ref(cx_executor *ex);
