@@ -134,9 +134,8 @@ int cx_executor_create(const cx_executor_options *opts, cx_executor **out) {
   ex->sched.task_freed = cx__ex_task_freed;
   cx__obs_sched_init(ex); /* ex->sched_tracked */
   cx__task_blocks_init(&ex->blocks);
-  ex->use_blocks = mem == CX_TASK_MEMORY_BLOCKS ||
-                   (mem == CX_TASK_MEMORY_AUTO && cx__auto_blocks());
-  if (ex->use_blocks) {
+  if (mem == CX_TASK_MEMORY_BLOCKS ||
+      (mem == CX_TASK_MEMORY_AUTO && cx__auto_blocks())) {
     ex->sched.mem_alloc = ex->sched_tracked.mem_alloc = cx__ex_mem_alloc;
     ex->sched.mem_free = ex->sched_tracked.mem_free = cx__ex_mem_free;
   }

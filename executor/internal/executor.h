@@ -55,9 +55,8 @@ struct cx_executor {
    * debug block per task and a wake timestamp. Set at create. */
   cx__scheduler sched_tracked;
   uint64_t next_task_id; /* ids of tracked tasks */
-  /* Task memory (CX_TASK_MEMORY_BLOCKS): allocation on this thread, frees
-   * from any (task_blocks.h). Set up at create when blocks are on. */
-  bool use_blocks;
+  /* Task memory when blocks are on (the schedulers' mem_alloc is set):
+   * allocation on this thread, frees from any (task_blocks.h). */
   cx__task_blocks blocks;
 
   /* Shared. */
